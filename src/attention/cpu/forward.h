@@ -1,0 +1,12 @@
+// The CPU forward: flash-style tiles over the block schedule, online softmax, f32
+// accumulation. Writes p.out and (if set) p.lse.
+#pragma once
+
+#include "attention/problem.h"
+#include "common/parallel.h"
+
+namespace swa::attention::cpu {
+
+void Forward(const Problem& p, ThreadPool& pool);
+
+}  // namespace swa::attention::cpu

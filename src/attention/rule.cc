@@ -1,0 +1,83 @@
+#include "attention/rule.h"
+
+#include <algorithm>
+
+namespace swa::attention {
+
+BandRule::BandRule(const MaskSpec& mask, HeadWindow window, int64_t lq, int64_t lk)
+    : lq_(lq),
+      lk_(lk),
+      offset_(lk - lq),
+      causal_(mask.causal),
+      sink_(std::min(mask.sink_tokens, lk)),
+      globals_(mask.global_tokens),
+      num_globals_(mask.global_tokens ? mask.num_global_tokens : 0) {
+  // Any bound at least Lq + Lk away from every position acts as no bound (see rule.h).
+  const int64_t span = lq + lk + 1;
+  left_ = window.left < 0 ? -1 : std::min(window.left, span);
+  right_ = window.right < 0 ? -1 : std::min(window.right, span);
+  chunk_ = mask.chunk_size <= 0 ? 0 : std::min(mask.chunk_size, span);
+  overlap_ = std::min(mask.chunk_overlap, 2 * span);
+}
+
+int64_t BandRule::LocalLo(int64_t p) const {
+  if (chunk_ > 0) return FloorDiv(p, chunk_) * chunk_ - overlap_;
+  return left_ < 0 ? kNegInf : p - left_;
+}
+
+int64_t BandRule::LocalHi(int64_t p) const {
+  int64_t hi;
+  if (chunk_ > 0) {
+    hi = (FloorDiv(p, chunk_) + 1) * chunk_ - 1 + overlap_;
+  } else {
+    hi = right_ < 0 ? kPosInf : p + right_;
+  }
+  return causal_ ? std::min(hi, p) : hi;
+}
+
+bool BandRule::IsGlobal(int64_t pos) const {
+  return num_globals_ > 0 && std::binary_search(globals_, globals_ + num_globals_, pos);
+}
+
+int64_t BandRule::CountGlobal(int64_t lo, int64_t hi) const {
+  if (num_globals_ == 0 || hi < lo) return 0;
+  const int64_t* b = std::lower_bound(globals_, globals_ + num_globals_, lo);
+  const int64_t* e = std::upper_bound(b, globals_ + num_globals_, hi);
+  return e - b;
+}
+
+int64_t BandRule::LastGlobal(int64_t lo, int64_t hi) const {
+  if (num_globals_ == 0 || hi < lo) return -1;
+  const int64_t* e = std::upper_bound(globals_, globals_ + num_globals_, hi);
+  if (e == globals_ || *(e - 1) < lo) return -1;
+  return *(e - 1);
+}
+
+bool BandRule::Visible(int64_t i, int64_t j) const {
+  if (j < 0 || j >= lk_) return false;
+  const int64_t p = Position(i);
+  if (j > CausalCap(p)) return false;
+  if (j >= LocalLo(p) && j <= LocalHi(p)) return true;
+  return j < sink_ || IsGlobal(j) || IsGlobal(p);
+}
+
+int64_t CountVisiblePairs(const BandRule& rule) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < rule.lq(); ++i) {
+    const int64_t p = rule.Position(i);
+    const int64_t cap = std::min(rule.lk() - 1, rule.CausalCap(p));
+    if (cap < 0) continue;
+    const int64_t a = std::max<int64_t>(0, rule.LocalLo(p));
+    const int64_t b = std::min(rule.lk() - 1, rule.LocalHi(p));
+    // Keys [0, e] are seen through sinks, or all keys when p is a global token.
+    const int64_t e = rule.IsGlobal(p) ? cap : std::min(rule.sink_tokens() - 1, cap);
+    int64_t count = e + 1;
+    if (a <= b) count += (b - a + 1) - std::max<int64_t>(0, std::min(b, e) - a + 1);
+    // Global keys outside both ranges.
+    count += rule.CountGlobal(e + 1, cap) - (a <= b ? rule.CountGlobal(std::max(a, e + 1), b) : 0);
+    total += count;
+  }
+  return total;
+}
+
+}  // namespace swa::attention

@@ -1,0 +1,26 @@
+// The `swa` command.
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "swa/swa.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"swa: sliding-window attention engine"};
+  app.set_version_flag("--version", std::string(swa_version()));
+  app.require_subcommand(1);
+
+  swa::cli::CheckOptions check;
+  auto* check_cmd = app.add_subcommand("check", "Run the fast path against the oracle and print a pass table");
+  check_cmd->add_option("-t,--threads", check.threads, "Threads (0 = all cores)");
+
+  swa::cli::BenchOptions bench;
+  auto* bench_cmd = app.add_subcommand("bench", "Time the kernels against this machine's own peak");
+  bench_cmd->add_option("-t,--threads", bench.threads, "Threads (0 = all cores)");
+  bench_cmd->add_option("--json", bench.json_path, "Also write the results as JSON to this file");
+  bench_cmd->add_flag("--quick", bench.quick, "Small shapes only (a smoke test)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (check_cmd->parsed()) return swa::cli::RunCheck(check);
+  if (bench_cmd->parsed()) return swa::cli::RunBench(bench);
+  return 1;
+}
