@@ -24,6 +24,7 @@ struct RuleCase {
     m.sink_tokens = c.sinks;
     m.global_tokens = c.globals.empty() ? nullptr : c.globals.data();
     m.num_global_tokens = static_cast<int64_t>(c.globals.size());
+    if (c.framed) return BandRule(m, HeadWindow{c.left, c.right}, c.lq, c.lk, c.first_query, c.first_key);
     return BandRule(m, HeadWindow{c.left, c.right}, c.lq, c.lk);
   }
   std::string Name() const {
@@ -32,6 +33,7 @@ struct RuleCase {
                     std::to_string(c.causal) + " chunk=(" + std::to_string(c.chunk) + "," +
                     std::to_string(c.overlap) + ") sinks=" + std::to_string(c.sinks) + " globals=";
     for (int64_t g : c.globals) s += std::to_string(g) + ",";
+    if (c.framed) s += " frame=(" + std::to_string(c.first_query) + "," + std::to_string(c.first_key) + ")";
     return s;
   }
 };
@@ -56,9 +58,14 @@ std::vector<RuleCase> RandomRuleCases(int count, uint64_t seed) {
     }
     if (pick(0, 3) == 0) r.c.sinks = pick(0, 6);
     if (pick(0, 3) == 0) {
-      for (int64_t g = 0; g < 24; ++g) {
+      for (int64_t g = 0; g < 40; ++g) {
         if (pick(0, 5) == 0) r.c.globals.push_back(g);
       }
+    }
+    if (pick(0, 3) == 0) {  // a key segment somewhere in a longer stream
+      r.c.framed = true;
+      r.c.first_key = pick(0, 20);
+      r.c.first_query = r.c.first_key + pick(-5, 25);
     }
     out.push_back(r);
   }

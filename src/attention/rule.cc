@@ -4,31 +4,35 @@
 
 namespace swa::attention {
 
-BandRule::BandRule(const MaskSpec& mask, HeadWindow window, int64_t lq, int64_t lk)
+namespace {
+constexpr int64_t kClamp = int64_t{1} << 60;
+}  // namespace
+
+BandRule::BandRule(const MaskSpec& mask, HeadWindow window, int64_t lq, int64_t lk, int64_t first_query,
+                   int64_t first_key)
     : lq_(lq),
       lk_(lk),
-      offset_(lk - lq),
+      offset_(first_query - first_key),
+      first_key_(first_key),
       causal_(mask.causal),
-      sink_(std::min(mask.sink_tokens, lk)),
+      sink_(std::clamp(mask.sink_tokens - first_key, int64_t{0}, lk)),
       globals_(mask.global_tokens),
       num_globals_(mask.global_tokens ? mask.num_global_tokens : 0) {
-  // Any bound at least Lq + Lk away from every position acts as no bound (see rule.h).
-  const int64_t span = lq + lk + 1;
-  left_ = window.left < 0 ? -1 : std::min(window.left, span);
-  right_ = window.right < 0 ? -1 : std::min(window.right, span);
-  chunk_ = mask.chunk_size <= 0 ? 0 : std::min(mask.chunk_size, span);
-  overlap_ = std::min(mask.chunk_overlap, 2 * span);
+  left_ = window.left < 0 ? -1 : std::min(window.left, kClamp);
+  right_ = window.right < 0 ? -1 : std::min(window.right, kClamp);
+  chunk_ = mask.chunk_size <= 0 ? 0 : std::min(mask.chunk_size, kClamp);
+  overlap_ = std::min(mask.chunk_overlap, kClamp);
 }
 
 int64_t BandRule::LocalLo(int64_t p) const {
-  if (chunk_ > 0) return FloorDiv(p, chunk_) * chunk_ - overlap_;
+  if (chunk_ > 0) return FloorDiv(p + first_key_, chunk_) * chunk_ - overlap_ - first_key_;
   return left_ < 0 ? kNegInf : p - left_;
 }
 
 int64_t BandRule::LocalHi(int64_t p) const {
   int64_t hi;
   if (chunk_ > 0) {
-    hi = (FloorDiv(p, chunk_) + 1) * chunk_ - 1 + overlap_;
+    hi = (FloorDiv(p + first_key_, chunk_) + 1) * chunk_ - 1 + overlap_ - first_key_;
   } else {
     hi = right_ < 0 ? kPosInf : p + right_;
   }
@@ -36,21 +40,26 @@ int64_t BandRule::LocalHi(int64_t p) const {
 }
 
 bool BandRule::IsGlobal(int64_t pos) const {
-  return num_globals_ > 0 && std::binary_search(globals_, globals_ + num_globals_, pos);
+  return num_globals_ > 0 && std::binary_search(globals_, globals_ + num_globals_, pos + first_key_);
 }
 
 int64_t BandRule::CountGlobal(int64_t lo, int64_t hi) const {
   if (num_globals_ == 0 || hi < lo) return 0;
-  const int64_t* b = std::lower_bound(globals_, globals_ + num_globals_, lo);
-  const int64_t* e = std::upper_bound(b, globals_ + num_globals_, hi);
+  const int64_t* b = std::lower_bound(globals_, globals_ + num_globals_, lo + first_key_);
+  const int64_t* e = std::upper_bound(b, globals_ + num_globals_, hi + first_key_);
   return e - b;
 }
 
 int64_t BandRule::LastGlobal(int64_t lo, int64_t hi) const {
-  if (num_globals_ == 0 || hi < lo) return -1;
-  const int64_t* e = std::upper_bound(globals_, globals_ + num_globals_, hi);
-  if (e == globals_ || *(e - 1) < lo) return -1;
-  return *(e - 1);
+  if (num_globals_ == 0 || hi < lo) return kNegInf;
+  const int64_t* e = std::upper_bound(globals_, globals_ + num_globals_, hi + first_key_);
+  if (e == globals_ || *(e - 1) < lo + first_key_) return kNegInf;
+  return *(e - 1) - first_key_;
+}
+
+int64_t BandRule::GlobalAtOrAfter(int64_t pos) const {
+  const int64_t* g = std::lower_bound(globals_, globals_ + num_globals_, pos + first_key_);
+  return g == globals_ + num_globals_ ? kPosInf : *g - first_key_;
 }
 
 bool BandRule::Visible(int64_t i, int64_t j) const {
@@ -70,7 +79,7 @@ int64_t CountVisiblePairs(const BandRule& rule) {
     const int64_t a = std::max<int64_t>(0, rule.LocalLo(p));
     const int64_t b = std::min(rule.lk() - 1, rule.LocalHi(p));
     // Keys [0, e] are seen through sinks, or all keys when p is a global token.
-    const int64_t e = rule.IsGlobal(p) ? cap : std::min(rule.sink_tokens() - 1, cap);
+    const int64_t e = rule.IsGlobal(p) ? cap : std::min(rule.sink_keys() - 1, cap);
     int64_t count = e + 1;
     if (a <= b) count += (b - a + 1) - std::max<int64_t>(0, std::min(b, e) - a + 1);
     // Global keys outside both ranges.

@@ -7,8 +7,15 @@
 // where local is the (left, right) window or, with chunk_size C > 0, the chunk of p
 // widened by the overlap O on both sides.
 //
-// Window and chunk values are clamped to the sequence size at construction (a window
-// wider than Lq + Lk behaves exactly like an unbounded one), so no arithmetic overflows.
+// A call's keys are positions 0..Lk-1 and its queries are bottom-right aligned, unless
+// an explicit frame says where both start: a KV cache attends a segment of keys whose
+// first absolute position is `first_key`, with queries from `first_query`. Chunks, sink
+// tokens and global tokens are absolute positions; windows, causality and ALiBi only
+// use differences. Every method below works in key-index space: key j of the call,
+// and a query's position p = its absolute position - first_key.
+//
+// Window, chunk and overlap values are clamped to 2^60 (positions stay below 2^41, so
+// a larger bound behaves exactly like an unbounded one) and no arithmetic overflows.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +30,10 @@ class BandRule {
   static constexpr int64_t kNegInf = INT64_MIN / 4;
   static constexpr int64_t kPosInf = INT64_MAX / 4;
 
-  BandRule(const MaskSpec& mask, HeadWindow window, int64_t lq, int64_t lk);
+  BandRule(const MaskSpec& mask, HeadWindow window, int64_t lq, int64_t lk)
+      : BandRule(mask, window, lq, lk, lk - lq, 0) {}
+  BandRule(const MaskSpec& mask, HeadWindow window, int64_t lq, int64_t lk, int64_t first_query,
+           int64_t first_key);
 
   int64_t lq() const { return lq_; }
   int64_t lk() const { return lk_; }
@@ -38,24 +48,26 @@ class BandRule {
   int64_t CausalCap(int64_t p) const { return causal_ ? p : kPosInf; }
 
   bool IsGlobal(int64_t pos) const;
-  // Number of global tokens in [lo, hi].
+  // Number of global positions in [lo, hi].
   int64_t CountGlobal(int64_t lo, int64_t hi) const;
-  // The largest global token in [lo, hi], or -1.
+  // The largest global position in [lo, hi], or kNegInf if none.
   int64_t LastGlobal(int64_t lo, int64_t hi) const;
+  // The smallest global position >= pos, or kPosInf if none.
+  int64_t GlobalAtOrAfter(int64_t pos) const;
 
   bool Visible(int64_t i, int64_t j) const;
 
-  int64_t sink_tokens() const { return sink_; }
-  const int64_t* global_begin() const { return globals_; }
-  const int64_t* global_end() const { return globals_ + num_globals_; }
-  bool has_extras() const { return sink_ > 0 || num_globals_ > 0; }
+  // Keys [0, sink_keys()) of this call are sink tokens.
+  int64_t sink_keys() const { return sink_; }
+  bool has_globals() const { return num_globals_ > 0; }
 
  private:
-  int64_t lq_, lk_, offset_;
+  int64_t lq_, lk_, offset_;  // offset_: key-index position of query row 0
+  int64_t first_key_;         // absolute position of key 0
   bool causal_;
   int64_t left_, right_;  // clamped; -1 still means unbounded
   int64_t chunk_, overlap_;
-  int64_t sink_;
+  int64_t sink_;  // sink keys of this call, in [0, Lk]
   const int64_t* globals_;
   int64_t num_globals_;
 };

@@ -53,7 +53,7 @@ bool TileFullyVisible(const BandRule& rule, int64_t i0, int64_t i1, int64_t j0, 
   const int64_t p0 = rule.Position(i0), p1 = rule.Position(i1 - 1);
   if (j1 - 1 > rule.CausalCap(p0)) return false;  // the first row must reach the last key
   if (rule.LocalLo(p1) <= j0 && rule.LocalHi(p0) >= j1 - 1) return true;
-  if (j1 <= rule.sink_tokens()) return true;
+  if (j1 <= rule.sink_keys()) return true;
   if (rule.CountGlobal(j0, j1 - 1) == j1 - j0) return true;
   return rule.CountGlobal(p0, p1) == i1 - i0;
 }
@@ -72,18 +72,20 @@ void ScheduleQueryBlock(const BandRule& rule, int64_t i0, int64_t i1, int64_t bl
   blocks.AddElements(std::max<int64_t>(0, rule.LocalLo(p0)), std::min(lk - 1, rule.LocalHi(p1)));
   // Sink keys and global rows both see a prefix [0, e] of the keys.
   int64_t prefix_end = -1;
-  if (rule.sink_tokens() > 0) {
-    prefix_end = std::min({rule.sink_tokens() - 1, lk - 1, rule.CausalCap(p1)});
+  if (rule.sink_keys() > 0) {
+    prefix_end = std::min({rule.sink_keys() - 1, lk - 1, rule.CausalCap(p1)});
   }
   const int64_t last_global_row = rule.LastGlobal(p0, p1);
-  if (last_global_row >= 0) {
+  if (last_global_row != BandRule::kNegInf) {
     prefix_end = std::max(prefix_end, std::min(lk - 1, rule.CausalCap(last_global_row)));
   }
   blocks.AddElements(0, prefix_end);
   // Global keys, each seen by every row the causal rule lets reach it.
   const int64_t key_cap = std::min(lk - 1, rule.CausalCap(p1));
-  for (const int64_t* g = rule.global_begin(); g != rule.global_end() && *g <= key_cap; ++g) {
-    blocks.AddElements(*g, *g);
+  if (rule.has_globals()) {
+    for (int64_t g = rule.GlobalAtOrAfter(0); g <= key_cap; g = rule.GlobalAtOrAfter(g + 1)) {
+      blocks.AddElements(g, g);
+    }
   }
   blocks.ForEachBlock([&](int64_t kb) {
     const int64_t j0 = kb * block_k, j1 = std::min(lk, j0 + block_k);
@@ -115,19 +117,22 @@ void ScheduleKeyBlock(const BandRule& rule, int64_t j0, int64_t j1, int64_t bloc
   // Sink keys and global keys in the block are seen by every row that the causal rule
   // lets reach the first of them.
   int64_t first_extra_key = -1;
-  if (j0 < rule.sink_tokens()) {
+  if (j0 < rule.sink_keys()) {
     first_extra_key = j0;
-  } else {
-    const int64_t* g = std::lower_bound(rule.global_begin(), rule.global_end(), j0);
-    if (g != rule.global_end() && *g < j1) first_extra_key = *g;
+  } else if (rule.has_globals()) {
+    const int64_t g = rule.GlobalAtOrAfter(j0);
+    if (g < j1) first_extra_key = g;
   }
   if (first_extra_key >= 0) {
     add_positions(rule.causal() ? first_extra_key : BandRule::kNegInf, BandRule::kPosInf);
   }
   // Global rows see every key the causal rule allows.
-  const int64_t* g = std::lower_bound(rule.global_begin(), rule.global_end(),
-                                      std::max(first_p, rule.causal() ? j0 : first_p));
-  for (; g != rule.global_end() && *g <= last_p; ++g) add_positions(*g, *g);
+  if (rule.has_globals()) {
+    for (int64_t g = rule.GlobalAtOrAfter(std::max(first_p, rule.causal() ? j0 : first_p)); g <= last_p;
+         g = rule.GlobalAtOrAfter(g + 1)) {
+      add_positions(g, g);
+    }
+  }
   blocks.ForEachBlock([&](int64_t qb) {
     const int64_t i0 = qb * block_q, i1 = std::min(lq, i0 + block_q);
     out->push_back({i0, i1, TileFullyVisible(rule, i0, i1, j0, j1)});
