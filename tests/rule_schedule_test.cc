@@ -83,6 +83,22 @@ TEST(RuleTest, VisibleMatchesContract) {
   }
 }
 
+TEST(RuleTest, RowVisibilityMatchesContract) {
+  std::vector<uint8_t> vis(64);
+  for (const RuleCase& r : RandomRuleCases(2000, 5)) {
+    const BandRule rule = r.Make();
+    for (int64_t i = 0; i < r.c.lq; ++i) {
+      for (int64_t j0 = 0; j0 < r.c.lk; j0 += 3) {
+        const int64_t j1 = std::min(r.c.lk, j0 + 1 + (i + j0) % 7);
+        RowVisibility(rule, i, j0, j1, vis.data());
+        for (int64_t j = j0; j < j1; ++j) {
+          ASSERT_EQ(vis[j - j0] != 0, r.c.Visible(i, j)) << r.Name() << " i=" << i << " j=" << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(RuleTest, HugeWindowsActAsUnbounded) {
   ContractRule c;
   c.lq = 9;

@@ -58,6 +58,30 @@ bool TileFullyVisible(const BandRule& rule, int64_t i0, int64_t i1, int64_t j0, 
   return rule.CountGlobal(p0, p1) == i1 - i0;
 }
 
+void RowVisibility(const BandRule& rule, int64_t i, int64_t j0, int64_t j1, uint8_t* visible) {
+  std::fill(visible, visible + (j1 - j0), uint8_t{0});
+  auto mark = [&](int64_t lo, int64_t hi) {  // inclusive, clipped to the block
+    lo = std::max(lo, j0);
+    hi = std::min(hi, j1 - 1);
+    for (int64_t j = lo; j <= hi; ++j) visible[j - j0] = 1;
+  };
+  const int64_t p = rule.Position(i);
+  const int64_t cap = std::min(rule.lk() - 1, rule.CausalCap(p));
+  if (cap < 0) return;
+  mark(std::max<int64_t>(0, rule.LocalLo(p)), std::min(cap, rule.LocalHi(p)));
+  if (rule.IsGlobal(p)) {
+    mark(0, cap);
+    return;
+  }
+  mark(0, std::min(rule.sink_keys() - 1, cap));
+  if (rule.has_globals()) {
+    for (int64_t g = rule.GlobalAtOrAfter(std::max<int64_t>(j0, 0)); g < j1 && g <= cap;
+         g = rule.GlobalAtOrAfter(g + 1)) {
+      visible[g - j0] = 1;
+    }
+  }
+}
+
 void ScheduleQueryBlock(const BandRule& rule, int64_t i0, int64_t i1, int64_t block_k,
                         std::vector<KeyBlock>* out) {
   out->clear();

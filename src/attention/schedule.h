@@ -37,6 +37,10 @@ struct QueryBlock {
 void ScheduleKeyBlock(const BandRule& rule, int64_t j0, int64_t j1, int64_t block_q,
                       std::vector<QueryBlock>* out);
 
+// Visibility of keys [j0, j1) to row i, one byte per key (1 = visible), from the rule's
+// interval form: O(j1 - j0) plus one binary search per global token in range.
+void RowVisibility(const BandRule& rule, int64_t i, int64_t j0, int64_t j1, uint8_t* visible);
+
 // Whether every pair of rows [i0, i1) x keys [j0, j1) is visible (conservative).
 bool TileFullyVisible(const BandRule& rule, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 

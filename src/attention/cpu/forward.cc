@@ -1,132 +1,244 @@
-#include "attention/cpu/forward.h"
+// The CPU forward: flash-style tiles over the block schedule with online softmax,
+// compiled for every Highway target and dispatched at run time.
+//
+// Layout of the work: one task is a block of kBlockQ query rows of one head. The score
+// tile is kept transposed, S^T[key][query], so that queries sit in the vector lanes:
+// S^T = K . Q^T broadcasts key elements straight from K's rows (no packing), and the
+// softmax runs down the key axis with whole-vector max/exp/sum (no horizontal
+// reductions). O += P . V then broadcasts P^T entries against V's rows. Only Q is
+// transposed, once per task.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "attention/cpu/forward.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "attention/cpu/forward.h"
+#include "attention/cpu/tile_ops-inl.h"
 #include "attention/grid.h"
 #include "attention/rule.h"
 #include "attention/schedule.h"
+#include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
 
-namespace swa::attention::cpu {
+HWY_BEFORE_NAMESPACE();
+namespace swa::attention::cpu::HWY_NAMESPACE {
 namespace {
 
-constexpr int64_t kBlockQ = 64;  // query rows per task
-constexpr int64_t kBlockK = 64;  // keys per schedule block
+constexpr size_t kBlockQ = 64;  // query rows per task (the lanes of S^T)
+constexpr size_t kBlockK = 64;  // keys per schedule block
 
-// Per-worker scratch, reused across tasks.
+// Per-worker scratch, allocated once per call and reused across tasks.
 struct Scratch {
-  std::vector<float> q, o, s, k, v, m, l;
+  size_t dim_padded = 0;
+  hwy::AlignedFreeUniquePtr<float[]> qt;   // [dim][kBlockQ]  Q^T, pre-scaled
+  hwy::AlignedFreeUniquePtr<float[]> o;    // [kBlockQ][dim_padded]
+  hwy::AlignedFreeUniquePtr<float[]> st;   // [kBlockK][kBlockQ]  S^T, then P^T
+  hwy::AlignedFreeUniquePtr<float[]> kv;   // [2][kBlockK][dim_padded] converted K, V
+  hwy::AlignedFreeUniquePtr<float[]> row;  // [dim_padded]
+  hwy::AlignedFreeUniquePtr<float[]> m, l, alpha;  // [kBlockQ]
   std::vector<KeyBlock> blocks;
-  void Reserve(int64_t dim) {
-    q.resize(kBlockQ * dim);
-    o.resize(kBlockQ * dim);
-    s.resize(kBlockQ * kBlockK);
-    k.resize(kBlockK * dim);
-    v.resize(kBlockK * dim);
-    m.resize(kBlockQ);
-    l.resize(kBlockQ);
+  std::vector<uint8_t> visible;
+
+  void Allocate(size_t dim) {
+    const size_t lanes = hn::Lanes(DF());
+    dim_padded = (dim + lanes - 1) / lanes * lanes;
+    qt = hwy::AllocateAligned<float>(dim * kBlockQ);
+    o = hwy::AllocateAligned<float>(kBlockQ * dim_padded);
+    st = hwy::AllocateAligned<float>(kBlockK * kBlockQ);
+    kv = hwy::AllocateAligned<float>(2 * kBlockK * dim_padded);
+    row = hwy::AllocateAligned<float>(dim_padded);
+    m = hwy::AllocateAligned<float>(kBlockQ);
+    l = hwy::AllocateAligned<float>(kBlockQ);
+    alpha = hwy::AllocateAligned<float>(kBlockQ);
+    visible.resize(kBlockK);
   }
 };
 
-// Converts `rows` rows of one head into a dense f32 tile [rows, dim].
-void LoadTile(const TensorRef& t, DType dtype, int64_t b, int64_t row0, int64_t rows, int64_t h,
-              float* tile) {
+// Rows [row0, row0 + rows) of one head as float rows: a pointer into the tensor itself
+// for f32 (stride = the tensor's row stride), else converted into `buffer`.
+struct FloatRows {
+  const float* data;
+  size_t stride;
+  bool padded;  // rows may be read as whole vectors up to dim_padded
+};
+
+FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows, int64_t head,
+                   size_t dim_padded, float* buffer) {
+  if (dtype == DType::kF32) {
+    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
+            false};
+  }
+  const size_t esize = DTypeSize(dtype);
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t base = t.Offset(b, row0 + r, h);
-    float* dst = tile + r * t.dim;
-    if (dtype == DType::kF32) {
-      std::copy_n(static_cast<const float*>(t.data) + base, t.dim, dst);
-    } else {
-      for (int64_t d = 0; d < t.dim; ++d) dst[d] = LoadAsFloat(t.data, dtype, base + d);
+    const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
+    RowToFloat(src, dtype, t.dim, dim_padded, buffer + r * dim_padded);
+  }
+  return {buffer, dim_padded, true};
+}
+
+bool AllFinite(const FloatRows& rows, size_t count, size_t dim) {
+  for (size_t r = 0; r < count; ++r) {
+    const float* x = rows.data + r * rows.stride;
+    for (size_t e = 0; e < dim; ++e) {
+      if (!std::isfinite(x[e])) return false;
     }
   }
+  return true;
 }
 
 void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
   const Sequence seq = p.Seq(task.seq);
-  const int64_t h = task.head, kvh = h / p.group(), dim = p.dim;
-  const int64_t rows = task.end - task.begin;
+  const int64_t h = task.head, kvh = h / p.group();
+  const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded;
+  const size_t rows = static_cast<size_t>(task.end - task.begin);
+  const size_t row_vectors = (rows + L - 1) / L;
+  const size_t lanes_used = row_vectors * L;
   const BandRule rule(p.mask, p.windows[h], seq.lq, seq.lk);
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  const float sink = p.sink_logits ? p.sink_logits[h] : neg_inf;
-  const float slope = p.alibi_slopes ? p.alibi_slopes[h] : 0.0f;
 
-  LoadTile(p.q, p.dtype, seq.batch, seq.q_begin + task.begin, rows, h, w.q.data());
-  std::fill_n(w.o.begin(), rows * dim, 0.0f);
+  // Q^T, pre-multiplied by the softmax scale; unused lanes are zero.
+  std::fill_n(w.qt.get(), dim * kBlockQ, 0.0f);
+  const size_t qsize = DTypeSize(p.dtype);
+  for (size_t r = 0; r < rows; ++r) {
+    const void* src =
+        static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * qsize;
+    RowToFloat(src, p.dtype, dim, dp, w.row.get());
+    for (size_t e = 0; e < dim; ++e) w.qt[e * kBlockQ + r] = w.row[e] * p.scale;
+  }
+  std::fill_n(w.o.get(), rows * dp, 0.0f);
   // A learned sink is a key with logit `sink` and a zero value: it starts the softmax.
-  std::fill_n(w.m.begin(), rows, sink);
-  std::fill_n(w.l.begin(), rows, p.sink_logits ? 1.0f : 0.0f);
+  const bool has_sink = p.sink_logits != nullptr;
+  std::fill_n(w.m.get(), kBlockQ, has_sink ? p.sink_logits[h] : neg_inf);
+  std::fill_n(w.l.get(), kBlockQ, has_sink ? 1.0f : 0.0f);
+  const float slope = p.alibi_slopes ? p.alibi_slopes[h] : 0.0f;
+  const float p0 = static_cast<float>(rule.Position(task.begin));
 
   ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
   for (const KeyBlock& kb : w.blocks) {
-    const int64_t cols = kb.end - kb.begin;
-    LoadTile(p.k, p.dtype, seq.batch, seq.k_begin + kb.begin, cols, kvh, w.k.data());
-    LoadTile(p.v, p.dtype, seq.batch, seq.k_begin + kb.begin, cols, kvh, w.v.data());
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* qr = &w.q[r * dim];
-      float* sr = &w.s[r * kBlockK];
-      const int64_t i = task.begin + r, pos = rule.Position(i);
-      float row_max = neg_inf;
-      for (int64_t c = 0; c < cols; ++c) {
-        const int64_t j = kb.begin + c;
-        if (!kb.full && !rule.Visible(i, j)) {
-          sr[c] = neg_inf;
-          continue;
+    const size_t cols = static_cast<size_t>(kb.end - kb.begin);
+    float* st = w.st.get();
+    const FloatRows k =
+        LoadRows(p.k, p.dtype, seq.batch, seq.k_begin + kb.begin, cols, kvh, dp, w.kv.get());
+    // S^T = K . Q^T  [cols x lanes_used]
+    Gemm(cols, lanes_used, dim, k.data, k.stride, 1, w.qt.get(), kBlockQ, st, kBlockQ, false, true);
+
+    // Score transforms: softcap, ALiBi, then the mask of a partial block.
+    if (p.softcap > 0 || p.alibi_slopes) {
+      const auto cap = hn::Set(d, p.softcap), inv_cap = hn::Set(d, p.softcap > 0 ? 1.0f / p.softcap : 0.0f);
+      const auto vslope = hn::Set(d, slope);
+      const auto iota = hn::Iota(d, 0.0f);
+      for (size_t j = 0; j < cols; ++j) {
+        const float rel = p0 - static_cast<float>(kb.begin + static_cast<int64_t>(j));
+        for (size_t v = 0; v < row_vectors; ++v) {
+          auto s = hn::Load(d, st + j * kBlockQ + v * L);
+          if (p.softcap > 0) s = hn::Mul(cap, hn::Tanh(d, hn::Mul(s, inv_cap)));
+          if (p.alibi_slopes) {
+            const auto dist = hn::Abs(hn::Add(hn::Set(d, rel + static_cast<float>(v * L)), iota));
+            s = hn::NegMulAdd(vslope, dist, s);
+          }
+          hn::Store(s, d, st + j * kBlockQ + v * L);
         }
-        const float* kc = &w.k[c * dim];
-        float dot = 0.0f;
-        for (int64_t d = 0; d < dim; ++d) dot += qr[d] * kc[d];
-        float s = p.scale * dot;
-        if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
-        if (p.alibi_slopes) s -= slope * static_cast<float>(std::abs(pos - j));
-        sr[c] = s;
-        row_max = std::max(row_max, s);
       }
-      // Online softmax: rescale what was accumulated under the old maximum. While no
-      // finite score was seen, exponentiate against 0 so that masked keys give 0 and
-      // NaN scores still propagate.
-      const float m_new = std::max(w.m[r], row_max);
-      const float m_use = m_new == neg_inf ? 0.0f : m_new;
-      const float alpha = std::exp(w.m[r] - m_use);
-      float* orow = &w.o[r * dim];
-      float sum = 0.0f;
-      for (int64_t d = 0; d < dim; ++d) orow[d] *= alpha;
-      for (int64_t c = 0; c < cols; ++c) {
-        if (sr[c] == neg_inf) continue;  // masked: must not touch V (0 * NaN is NaN)
-        const float e = std::exp(sr[c] - m_use);
-        sum += e;
-        const float* vc = &w.v[c * dim];
-        for (int64_t d = 0; d < dim; ++d) orow[d] += e * vc[d];
+    }
+    if (!kb.full) {
+      for (size_t r = 0; r < rows; ++r) {
+        RowVisibility(rule, task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
+        for (size_t j = 0; j < cols; ++j) {
+          if (!w.visible[j]) st[j * kBlockQ + r] = neg_inf;
+        }
       }
-      w.l[r] = w.l[r] * alpha + sum;
-      w.m[r] = m_new;
+    }
+
+    // Online softmax down the key axis, a vector of queries at a time. While a query
+    // has seen no finite score, exponentiate against 0 so masked keys give 0 and NaN
+    // scores still propagate.
+    const auto vneg_inf = hn::Set(d, neg_inf);
+    for (size_t v = 0; v < row_vectors; ++v) {
+      auto block_max = vneg_inf;
+      for (size_t j = 0; j < cols; ++j) block_max = hn::Max(block_max, hn::Load(d, st + j * kBlockQ + v * L));
+      const auto m_old = hn::Load(d, w.m.get() + v * L);
+      const auto m_new = hn::Max(m_old, block_max);
+      const auto m_use = hn::IfThenZeroElse(hn::Eq(m_new, vneg_inf), m_new);
+      const auto alpha = ExpNonPositive(d, hn::Sub(m_old, m_use));
+      auto sum = hn::Zero(d);
+      for (size_t j = 0; j < cols; ++j) {
+        float* s = st + j * kBlockQ + v * L;
+        const auto e = ExpNonPositive(d, hn::Sub(hn::Load(d, s), m_use));
+        hn::Store(e, d, s);
+        sum = hn::Add(sum, e);
+      }
+      hn::Store(hn::MulAdd(hn::Load(d, w.l.get() + v * L), alpha, sum), d, w.l.get() + v * L);
+      hn::Store(m_new, d, w.m.get() + v * L);
+      hn::Store(alpha, d, w.alpha.get() + v * L);
+    }
+    for (size_t r = 0; r < rows; ++r) {
+      const float a = w.alpha[r];
+      if (a == 1.0f) continue;
+      float* orow = w.o.get() + r * dp;
+      const auto va = hn::Set(d, a);
+      for (size_t e = 0; e < dp; e += L) hn::Store(hn::Mul(hn::Load(d, orow + e), va), d, orow + e);
+    }
+
+    // O += P . V. A masked key has P = 0, but 0 * (NaN or Inf) in V would still poison
+    // the rows that cannot see it; a partial block whose V is not finite takes the
+    // per-row path that skips masked keys.
+    const FloatRows vr =
+        LoadRows(p.v, p.dtype, seq.batch, seq.k_begin + kb.begin, cols, kvh, dp, w.kv.get() + kBlockK * dp);
+    if (kb.full || AllFinite(vr, cols, dim)) {
+      Gemm(rows, dim, cols, st, 1, kBlockQ, vr.data, vr.stride, w.o.get(), dp, true, vr.padded);
+    } else {
+      for (size_t r = 0; r < rows; ++r) {
+        RowVisibility(rule, task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
+        float* orow = w.o.get() + r * dp;
+        for (size_t j = 0; j < cols; ++j) {
+          if (!w.visible[j]) continue;
+          const float pj = st[j * kBlockQ + r];
+          const float* vrow = vr.data + j * vr.stride;
+          for (size_t e = 0; e < dim; ++e) orow[e] += pj * vrow[e];
+        }
+      }
     }
   }
+
   // Normalise and store. A row with no visible key (l == 0) writes zeros and +inf.
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t i = task.begin + r;
+  const size_t osize = DTypeSize(p.dtype);
+  for (size_t r = 0; r < rows; ++r) {
+    const int64_t i = task.begin + static_cast<int64_t>(r);
     const float l = w.l[r];
-    const float inv = l != 0 ? 1.0f / l : 0.0f;
-    const int64_t base = p.out.Offset(seq.batch, seq.q_begin + i, h);
-    for (int64_t d = 0; d < dim; ++d) StoreFromFloat(p.out.data, p.dtype, base + d, w.o[r * dim + d] * inv);
+    void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * osize;
+    RowFromFloat(w.o.get() + r * dp, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, dst);
     if (p.lse) {
-      p.lse[p.LseIndex(seq, h, i)] =
-          l != 0 ? w.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
+      p.lse[p.LseIndex(seq, h, i)] = l != 0 ? w.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
     }
   }
 }
 
 }  // namespace
 
-void Forward(const Problem& p, ThreadPool& pool) {
+void ForwardImpl(const Problem& p, ThreadPool& pool) {
   const BlockGrid grid(p, p.hq, kBlockQ, /*over_keys=*/false);
   const int threads = static_cast<int>(std::min<int64_t>(ThreadPool::ResolveThreads(p.threads), grid.size()));
   if (threads <= 0) return;
   std::vector<Scratch> scratch(threads);
-  for (Scratch& s : scratch) s.Reserve(p.dim);
+  for (Scratch& s : scratch) s.Allocate(static_cast<size_t>(p.dim));
   pool.ParallelFor(grid.size(), threads, [&](int64_t t, int worker) { RunTask(p, grid.At(t), scratch[worker]); });
 }
 
+}  // namespace swa::attention::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace swa::attention::cpu {
+
+HWY_EXPORT(ForwardImpl);
+
+void Forward(const Problem& p, ThreadPool& pool) { HWY_DYNAMIC_DISPATCH(ForwardImpl)(p, pool); }
+
 }  // namespace swa::attention::cpu
+#endif

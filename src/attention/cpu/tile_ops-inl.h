@@ -1,0 +1,165 @@
+// Per-target tile operations shared by the CPU forward and backward: a register-blocked
+// broadcast GEMM micro-kernel, dtype conversion of rows, and a NaN-preserving exp.
+// Included once per Highway target (see forward.cc), hence the toggling guard.
+#if defined(SWA_ATTENTION_CPU_TILE_OPS_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef SWA_ATTENTION_CPU_TILE_OPS_INL_H_
+#undef SWA_ATTENTION_CPU_TILE_OPS_INL_H_
+#else
+#define SWA_ATTENTION_CPU_TILE_OPS_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/dtype.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace swa::attention::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+
+// Register tile of the broadcast GEMM: MR rows x NR vectors of accumulators. Sized so
+// that accumulators + NR loads + 1 broadcast fit the register file (16 on AVX2, 32 on
+// AVX-512) with loads well under the FMA rate.
+constexpr size_t kMR = HWY_TARGET == HWY_AVX3 ? 6 : 6;
+constexpr size_t kNR = HWY_TARGET == HWY_AVX3 ? 4 : 2;
+
+// C[r][0 .. NR*L) (+)= sum_p a(r, p) * B[p][0 .. NR*L) for r < MR, where
+// a(r, p) = a[r * a_rs + p * a_cs] is broadcast and B rows are vectors (row stride ldb).
+// `last_mask` limits the loads of the last vector of each B row (for row ends that must
+// not be read past); C rows are padded and stored whole.
+template <size_t MR, size_t NR>
+HWY_INLINE void MicroKernel(size_t k, const float* HWY_RESTRICT a, size_t a_rs, size_t a_cs,
+                            const float* HWY_RESTRICT b, size_t ldb, float* HWY_RESTRICT c, size_t ldc,
+                            bool accumulate, const hn::Mask<DF>* last_mask) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  hn::Vec<DF> acc[MR][NR];
+  for (size_t r = 0; r < MR; ++r) {
+    for (size_t v = 0; v < NR; ++v) {
+      acc[r][v] = accumulate ? hn::LoadU(d, c + r * ldc + v * L) : hn::Zero(d);
+    }
+  }
+  for (size_t p = 0; p < k; ++p) {
+    const float* brow = b + p * ldb;
+    hn::Vec<DF> bv[NR];
+    for (size_t v = 0; v < NR; ++v) {
+      bv[v] = (last_mask != nullptr && v == NR - 1) ? hn::MaskedLoad(*last_mask, d, brow + v * L)
+                                                     : hn::LoadU(d, brow + v * L);
+    }
+    for (size_t r = 0; r < MR; ++r) {
+      const auto av = hn::Set(d, a[r * a_rs + p * a_cs]);
+      for (size_t v = 0; v < NR; ++v) acc[r][v] = hn::MulAdd(av, bv[v], acc[r][v]);
+    }
+  }
+  for (size_t r = 0; r < MR; ++r) {
+    for (size_t v = 0; v < NR; ++v) hn::StoreU(acc[r][v], d, c + r * ldc + v * L);
+  }
+}
+
+// Rows [0, m) of one column group: full MR-row kernels, then one shorter kernel.
+template <size_t NR>
+HWY_INLINE void GemmColumnGroup(size_t m, size_t k, const float* a, size_t a_rs, size_t a_cs, const float* b,
+                                size_t ldb, float* c, size_t ldc, bool accumulate,
+                                const hn::Mask<DF>* last_mask) {
+  size_t r = 0;
+  for (; r + kMR <= m; r += kMR) {
+    MicroKernel<kMR, NR>(k, a + r * a_rs, a_rs, a_cs, b, ldb, c + r * ldc, ldc, accumulate, last_mask);
+  }
+  const size_t rest = m - r;
+  const float* ar = a + r * a_rs;
+  float* cr = c + r * ldc;
+  switch (rest) {
+#define SWA_TAIL_CASE(R)                                                                   \
+  case R:                                                                                  \
+    if constexpr (R < kMR) MicroKernel<R, NR>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, accumulate, last_mask); \
+    break;
+    SWA_TAIL_CASE(1)
+    SWA_TAIL_CASE(2)
+    SWA_TAIL_CASE(3)
+    SWA_TAIL_CASE(4)
+    SWA_TAIL_CASE(5)
+    SWA_TAIL_CASE(6)
+    SWA_TAIL_CASE(7)
+#undef SWA_TAIL_CASE
+    default:
+      break;
+  }
+}
+
+// C[m x n] (+)= A[m x k] * B[k x n], A broadcast through strides (a_rs, a_cs), B rows
+// of stride ldb, C rows of stride ldc padded to a whole number of vectors. If
+// `b_padded` is false, B rows are read only up to n (the last vector is masked).
+HWY_INLINE void Gemm(size_t m, size_t n, size_t k, const float* a, size_t a_rs, size_t a_cs, const float* b,
+                     size_t ldb, float* c, size_t ldc, bool accumulate, bool b_padded) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t vectors = (n + L - 1) / L;
+  const bool ragged = !b_padded && n % L != 0;
+  const auto tail_mask = hn::FirstN(d, n % L);
+  size_t v = 0;
+  for (; v + kNR <= vectors; v += kNR) {
+    const bool last = ragged && v + kNR == vectors;
+    GemmColumnGroup<kNR>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
+                         last ? &tail_mask : nullptr);
+  }
+  for (; v < vectors; ++v) {
+    const bool last = ragged && v + 1 == vectors;
+    GemmColumnGroup<1>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
+                       last ? &tail_mask : nullptr);
+  }
+}
+
+// exp(x) for x <= 0 (and -inf), propagating NaN (Highway's Exp maps NaN to 0).
+template <class V>
+HWY_INLINE V ExpNonPositive(DF d, V x) {
+  const V e = hn::Exp(d, x);
+  return hn::IfThenElse(hn::Eq(x, x), e, x);
+}
+
+// Converts n elements of a row of `dtype` to float; writes zeros up to n_padded.
+HWY_INLINE void RowToFloat(const void* src, DType dtype, size_t n, size_t n_padded, float* HWY_RESTRICT dst) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t i = 0;
+  if (dtype == DType::kF32) {
+    const float* s = static_cast<const float*>(src);
+    for (; i + L <= n; i += L) hn::StoreU(hn::LoadU(d, s + i), d, dst + i);
+    for (; i < n; ++i) dst[i] = s[i];
+  } else if (dtype == DType::kBF16) {
+    const hn::Rebind<hwy::bfloat16_t, DF> dbf;
+    const hwy::bfloat16_t* s = static_cast<const hwy::bfloat16_t*>(src);
+    for (; i + L <= n; i += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dbf, s + i)), d, dst + i);
+    for (; i < n; ++i) dst[i] = BF16ToFloat(static_cast<const uint16_t*>(src)[i]);
+  } else {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const hwy::float16_t* s = static_cast<const hwy::float16_t*>(src);
+    for (; i + L <= n; i += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, s + i)), d, dst + i);
+    for (; i < n; ++i) dst[i] = F16ToFloat(static_cast<const uint16_t*>(src)[i]);
+  }
+  for (; i < n_padded; ++i) dst[i] = 0.0f;
+}
+
+// Stores n floats to a row of `dtype` (round to nearest even), dst[i] = src[i] * mul.
+HWY_INLINE void RowFromFloat(const float* HWY_RESTRICT src, float mul, size_t n, DType dtype, void* dst) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t i = 0;
+  if (dtype == DType::kF32) {
+    float* o = static_cast<float*>(dst);
+    const auto vm = hn::Set(d, mul);
+    for (; i + L <= n; i += L) hn::StoreU(hn::Mul(hn::LoadU(d, src + i), vm), d, o + i);
+    for (; i < n; ++i) o[i] = src[i] * mul;
+    return;
+  }
+  uint16_t* o = static_cast<uint16_t*>(dst);
+  for (; i < n; ++i) o[i] = dtype == DType::kBF16 ? FloatToBF16(src[i] * mul) : FloatToF16(src[i] * mul);
+}
+
+}  // namespace swa::attention::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // include guard
