@@ -84,6 +84,45 @@ TEST(ForwardTest, QueriesAndKeysOfDifferentLengths) {
   }
 }
 
+// Few queries against many keys takes the decode path: query heads of a kv group
+// together, keys split into pieces merged by log-sum-exp.
+TEST(ForwardTest, DecodeShapes) {
+  std::mt19937_64 rng(99);
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  for (int n = 0; n < 40; ++n) {
+    AttnCase c;
+    c.seed = 3000 + n;
+    c.dtype = kDTypes[pick(0, 2)];
+    c.hkv = pick(1, 3);
+    c.hq = c.hkv * std::vector<int64_t>{1, 2, 4, 8}[pick(0, 3)];
+    c.dim = std::vector<int64_t>{1, 13, 64, 128}[pick(0, 3)];
+    c.lq = pick(1, 4);
+    c.lk = pick(0, 1) ? pick(1, 300) : pick(1000, 5000);
+    c.batch = pick(1, 2);
+    c.left = pick(0, 2) ? pick(0, 3000) : -1;
+    c.right = pick(0, 1) ? 0 : pick(0, 5);
+    c.causal = pick(0, 1);
+    if (pick(0, 3) == 0) {
+      for (int64_t h = 0; h < c.hq; ++h) {
+        c.head_left.push_back(std::vector<int64_t>{0, 7, 500, -1}[pick(0, 3)]);
+        c.head_right.push_back(0);
+      }
+    }
+    if (pick(0, 3) == 0) c.sink_tokens = pick(1, 4);
+    c.sink_logits = pick(0, 2) == 0;
+    if (pick(0, 4) == 0) c.globals = {pick(0, 50), pick(51, 900)};
+    if (pick(0, 4) == 0) {
+      c.chunk = pick(16, 1500);
+      c.overlap = pick(0, c.chunk / 4);
+    }
+    c.alibi = pick(0, 4) == 0;
+    if (pick(0, 4) == 0) c.softcap = 10.0f;
+    c.layout = static_cast<Layout>(pick(0, 2));
+    c.threads = static_cast<int>(pick(1, 3));
+    ExpectPasses(c);
+  }
+}
+
 TEST(ForwardTest, WindowEdges) {
   const int64_t n = 65;
   for (int64_t left : {int64_t{0}, int64_t{1}, int64_t{2}, n - 1, n, n + 1, int64_t{-1}}) {

@@ -43,10 +43,28 @@ struct HeadWindow {
   int64_t left = -1, right = -1;  // -1 = unbounded
 };
 
+// A run of keys and values stored contiguously: rows [row0, row0 + length) of batch
+// entry `batch` of the views k and v; key row0 sits at absolute position first_position.
+struct KeySpan {
+  TensorRef k, v;
+  int64_t batch = 0, row0 = 0, length = 0;
+  int64_t first_position = 0;
+};
+
+// Keys given per sequence as spans in absolute positions (a KV cache: pinned sink slots
+// and the two halves of a ring), instead of the problem's k and v tensors. Sequence s
+// attends spans [span_begin[s], span_begin[s + 1]) and its query row i sits at absolute
+// position first_query[s] + i. Spans of one sequence must not share positions.
+struct SpannedKeys {
+  std::vector<KeySpan> spans;
+  std::vector<int64_t> span_begin;   // [num_seqs + 1]
+  std::vector<int64_t> first_query;  // [num_seqs]
+};
+
 struct Problem {
   DType dtype = DType::kF32;
   int64_t batch = 0, hq = 0, hkv = 0, dim = 0;
-  TensorRef q, k, v, out;  // out is dout's twin in the backward
+  TensorRef q, k, v, out;  // out: the forward's output (an input of the backward)
   float* lse = nullptr;    // [batch, hq, q.seqlen] or null
   // Sequences: batch entries, or the packed sequences of a varlen call (cu_seqlens).
   int64_t num_seqs = 0;
@@ -60,12 +78,26 @@ struct Problem {
   const float* alibi_slopes = nullptr;  // [hq] or null
   const float* sink_logits = nullptr;   // [hq] or null
   int threads = 1;
+  const SpannedKeys* spanned = nullptr;  // optional: keys as spans (KV cache)
 
   int64_t group() const { return hq / hkv; }  // query heads per kv head
   Sequence Seq(int64_t s) const {
     if (cu_seqlens_q == nullptr) return Sequence{s, 0, q.seqlen, 0, k.seqlen};
     return Sequence{0, cu_seqlens_q[s], cu_seqlens_q[s + 1] - cu_seqlens_q[s], cu_seqlens_k[s],
                     cu_seqlens_k[s + 1] - cu_seqlens_k[s]};
+  }
+  // The key spans of sequence s and the absolute position of its query row 0. Without
+  // `spanned`, one span: the sequence's keys at positions 0..Lk-1, queries bottom-right
+  // aligned.
+  void SpansOf(int64_t s, const Sequence& seq, std::vector<KeySpan>* out, int64_t* first_query) const {
+    out->clear();
+    if (spanned != nullptr) {
+      out->assign(spanned->spans.begin() + spanned->span_begin[s], spanned->spans.begin() + spanned->span_begin[s + 1]);
+      *first_query = spanned->first_query[s];
+      return;
+    }
+    out->push_back(KeySpan{k, v, seq.batch, seq.k_begin, seq.lk, 0});
+    *first_query = seq.lk - seq.lq;
   }
   // lse index of row `i` of sequence `s`, head `h`.
   int64_t LseIndex(const Sequence& s, int64_t h, int64_t i) const {

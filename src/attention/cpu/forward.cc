@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "attention/cpu/forward.h"
+#include "attention/cpu/forward_decode.h"
 #include "attention/cpu/tile_ops-inl.h"
 #include "attention/grid.h"
 #include "attention/rule.h"
@@ -41,6 +42,7 @@ struct Scratch {
   hwy::AlignedFreeUniquePtr<float[]> row;  // [dim_padded]
   hwy::AlignedFreeUniquePtr<float[]> m, l, alpha;  // [kBlockQ]
   std::vector<KeyBlock> blocks;
+  std::vector<KeySpan> spans;
   std::vector<uint8_t> visible;
 
   void Allocate(size_t dim) {
@@ -58,160 +60,152 @@ struct Scratch {
   }
 };
 
-// Rows [row0, row0 + rows) of one head as float rows: a pointer into the tensor itself
-// for f32 (stride = the tensor's row stride), else converted into `buffer`.
-struct FloatRows {
-  const float* data;
-  size_t stride;
-  bool padded;  // rows may be read as whole vectors up to dim_padded
+// Everything one task needs while it walks its key blocks.
+struct TaskState {
+  const Problem& p;
+  const BlockTask& task;
+  Scratch& w;
+  size_t rows, row_vectors, lanes_used;
+  int64_t kv_head;
 };
 
-FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows, int64_t head,
-                   size_t dim_padded, float* buffer) {
-  if (dtype == DType::kF32) {
-    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
-            false};
-  }
-  const size_t esize = DTypeSize(dtype);
-  for (int64_t r = 0; r < rows; ++r) {
-    const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
-    RowToFloat(src, dtype, t.dim, dim_padded, buffer + r * dim_padded);
-  }
-  return {buffer, dim_padded, true};
-}
+// One key block of one span: S^T = K . Q^T, score transforms and mask, online softmax
+// update of (m, l, O), then O += P . V.
+void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule, const KeyBlock& kb) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const Problem& p = t.p;
+  Scratch& w = t.w;
+  const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded;
+  const size_t rows = t.rows, row_vectors = t.row_vectors;
+  const int64_t h = t.task.head;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const size_t cols = static_cast<size_t>(kb.end - kb.begin);
+  float* st = w.st.get();
+  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp, w.kv.get());
+  // S^T = K . Q^T  [cols x lanes_used]
+  Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), kBlockQ, st, kBlockQ, false, true);
 
-bool AllFinite(const FloatRows& rows, size_t count, size_t dim) {
-  for (size_t r = 0; r < count; ++r) {
-    const float* x = rows.data + r * rows.stride;
-    for (size_t e = 0; e < dim; ++e) {
-      if (!std::isfinite(x[e])) return false;
+  // Score transforms: softcap, ALiBi, then the mask of a partial block.
+  if (p.softcap > 0 || p.alibi_slopes) {
+    const auto cap = hn::Set(d, p.softcap), inv_cap = hn::Set(d, p.softcap > 0 ? 1.0f / p.softcap : 0.0f);
+    const auto vslope = hn::Set(d, p.alibi_slopes ? p.alibi_slopes[h] : 0.0f);
+    const auto iota = hn::Iota(d, 0.0f);
+    // Distances are differences of positions, the same in any frame.
+    const int64_t rel0 = rule.Position(t.task.begin) - kb.begin;
+    for (size_t j = 0; j < cols; ++j) {
+      const float rel = static_cast<float>(rel0 - static_cast<int64_t>(j));
+      for (size_t v = 0; v < row_vectors; ++v) {
+        auto s = hn::Load(d, st + j * kBlockQ + v * L);
+        if (p.softcap > 0) s = hn::Mul(cap, hn::Tanh(d, hn::Mul(s, inv_cap)));
+        if (p.alibi_slopes) {
+          const auto dist = hn::Abs(hn::Add(hn::Set(d, rel + static_cast<float>(v * L)), iota));
+          s = hn::NegMulAdd(vslope, dist, s);
+        }
+        hn::Store(s, d, st + j * kBlockQ + v * L);
+      }
     }
   }
-  return true;
+  if (!kb.full) {
+    for (size_t r = 0; r < rows; ++r) {
+      RowVisibility(rule, t.task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
+      for (size_t j = 0; j < cols; ++j) {
+        if (!w.visible[j]) st[j * kBlockQ + r] = neg_inf;
+      }
+    }
+  }
+
+  // Online softmax down the key axis, a vector of queries at a time. While a query
+  // has seen no finite score, exponentiate against 0 so masked keys give 0 and NaN
+  // scores still propagate.
+  const auto vneg_inf = hn::Set(d, neg_inf);
+  for (size_t v = 0; v < row_vectors; ++v) {
+    auto block_max = vneg_inf;
+    for (size_t j = 0; j < cols; ++j) block_max = hn::Max(block_max, hn::Load(d, st + j * kBlockQ + v * L));
+    const auto m_old = hn::Load(d, w.m.get() + v * L);
+    const auto m_new = hn::Max(m_old, block_max);
+    const auto m_use = hn::IfThenZeroElse(hn::Eq(m_new, vneg_inf), m_new);
+    const auto alpha = ExpNonPositive(d, hn::Sub(m_old, m_use));
+    auto sum = hn::Zero(d);
+    for (size_t j = 0; j < cols; ++j) {
+      float* s = st + j * kBlockQ + v * L;
+      const auto e = ExpNonPositive(d, hn::Sub(hn::Load(d, s), m_use));
+      hn::Store(e, d, s);
+      sum = hn::Add(sum, e);
+    }
+    hn::Store(hn::MulAdd(hn::Load(d, w.l.get() + v * L), alpha, sum), d, w.l.get() + v * L);
+    hn::Store(m_new, d, w.m.get() + v * L);
+    hn::Store(alpha, d, w.alpha.get() + v * L);
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    const float a = w.alpha[r];
+    if (a == 1.0f) continue;
+    float* orow = w.o.get() + r * dp;
+    const auto va = hn::Set(d, a);
+    for (size_t e = 0; e < dp; e += L) hn::Store(hn::Mul(hn::Load(d, orow + e), va), d, orow + e);
+  }
+
+  // O += P . V. A masked key has P = 0, but 0 * (NaN or Inf) in V would still poison
+  // the rows that cannot see it; a partial block whose V is not finite takes the
+  // per-row path that skips masked keys.
+  const FloatRows vr = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp,
+                                w.kv.get() + kBlockK * dp);
+  if (kb.full || AllFinite(vr, cols, dim)) {
+    Gemm(rows, dim, cols, st, 1, kBlockQ, vr.data, vr.stride, w.o.get(), dp, true, vr.padded);
+    return;
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    RowVisibility(rule, t.task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
+    float* orow = w.o.get() + r * dp;
+    for (size_t j = 0; j < cols; ++j) {
+      if (!w.visible[j]) continue;
+      const float pj = st[j * kBlockQ + r];
+      const float* vrow = vr.data + j * vr.stride;
+      for (size_t e = 0; e < dim; ++e) orow[e] += pj * vrow[e];
+    }
+  }
 }
 
 void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const Sequence seq = p.Seq(task.seq);
-  const int64_t h = task.head, kvh = h / p.group();
+  const int64_t h = task.head;
   const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded;
   const size_t rows = static_cast<size_t>(task.end - task.begin);
   const size_t row_vectors = (rows + L - 1) / L;
-  const size_t lanes_used = row_vectors * L;
-  const BandRule rule(p.mask, p.windows[h], seq.lq, seq.lk);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const TaskState state{p, task, w, rows, row_vectors, row_vectors * L, h / p.group()};
 
   // Q^T, pre-multiplied by the softmax scale; unused lanes are zero.
   std::fill_n(w.qt.get(), dim * kBlockQ, 0.0f);
-  const size_t qsize = DTypeSize(p.dtype);
+  const size_t esize = DTypeSize(p.dtype);
   for (size_t r = 0; r < rows; ++r) {
     const void* src =
-        static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * qsize;
+        static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
     RowToFloat(src, p.dtype, dim, dp, w.row.get());
     for (size_t e = 0; e < dim; ++e) w.qt[e * kBlockQ + r] = w.row[e] * p.scale;
   }
   std::fill_n(w.o.get(), rows * dp, 0.0f);
   // A learned sink is a key with logit `sink` and a zero value: it starts the softmax.
   const bool has_sink = p.sink_logits != nullptr;
-  std::fill_n(w.m.get(), kBlockQ, has_sink ? p.sink_logits[h] : neg_inf);
+  std::fill_n(w.m.get(), kBlockQ, has_sink ? p.sink_logits[h] : -std::numeric_limits<float>::infinity());
   std::fill_n(w.l.get(), kBlockQ, has_sink ? 1.0f : 0.0f);
-  const float slope = p.alibi_slopes ? p.alibi_slopes[h] : 0.0f;
-  const float p0 = static_cast<float>(rule.Position(task.begin));
 
-  ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
-  for (const KeyBlock& kb : w.blocks) {
-    const size_t cols = static_cast<size_t>(kb.end - kb.begin);
-    float* st = w.st.get();
-    const FloatRows k =
-        LoadRows(p.k, p.dtype, seq.batch, seq.k_begin + kb.begin, cols, kvh, dp, w.kv.get());
-    // S^T = K . Q^T  [cols x lanes_used]
-    Gemm(cols, lanes_used, dim, k.data, k.stride, 1, w.qt.get(), kBlockQ, st, kBlockQ, false, true);
-
-    // Score transforms: softcap, ALiBi, then the mask of a partial block.
-    if (p.softcap > 0 || p.alibi_slopes) {
-      const auto cap = hn::Set(d, p.softcap), inv_cap = hn::Set(d, p.softcap > 0 ? 1.0f / p.softcap : 0.0f);
-      const auto vslope = hn::Set(d, slope);
-      const auto iota = hn::Iota(d, 0.0f);
-      for (size_t j = 0; j < cols; ++j) {
-        const float rel = p0 - static_cast<float>(kb.begin + static_cast<int64_t>(j));
-        for (size_t v = 0; v < row_vectors; ++v) {
-          auto s = hn::Load(d, st + j * kBlockQ + v * L);
-          if (p.softcap > 0) s = hn::Mul(cap, hn::Tanh(d, hn::Mul(s, inv_cap)));
-          if (p.alibi_slopes) {
-            const auto dist = hn::Abs(hn::Add(hn::Set(d, rel + static_cast<float>(v * L)), iota));
-            s = hn::NegMulAdd(vslope, dist, s);
-          }
-          hn::Store(s, d, st + j * kBlockQ + v * L);
-        }
-      }
-    }
-    if (!kb.full) {
-      for (size_t r = 0; r < rows; ++r) {
-        RowVisibility(rule, task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
-        for (size_t j = 0; j < cols; ++j) {
-          if (!w.visible[j]) st[j * kBlockQ + r] = neg_inf;
-        }
-      }
-    }
-
-    // Online softmax down the key axis, a vector of queries at a time. While a query
-    // has seen no finite score, exponentiate against 0 so masked keys give 0 and NaN
-    // scores still propagate.
-    const auto vneg_inf = hn::Set(d, neg_inf);
-    for (size_t v = 0; v < row_vectors; ++v) {
-      auto block_max = vneg_inf;
-      for (size_t j = 0; j < cols; ++j) block_max = hn::Max(block_max, hn::Load(d, st + j * kBlockQ + v * L));
-      const auto m_old = hn::Load(d, w.m.get() + v * L);
-      const auto m_new = hn::Max(m_old, block_max);
-      const auto m_use = hn::IfThenZeroElse(hn::Eq(m_new, vneg_inf), m_new);
-      const auto alpha = ExpNonPositive(d, hn::Sub(m_old, m_use));
-      auto sum = hn::Zero(d);
-      for (size_t j = 0; j < cols; ++j) {
-        float* s = st + j * kBlockQ + v * L;
-        const auto e = ExpNonPositive(d, hn::Sub(hn::Load(d, s), m_use));
-        hn::Store(e, d, s);
-        sum = hn::Add(sum, e);
-      }
-      hn::Store(hn::MulAdd(hn::Load(d, w.l.get() + v * L), alpha, sum), d, w.l.get() + v * L);
-      hn::Store(m_new, d, w.m.get() + v * L);
-      hn::Store(alpha, d, w.alpha.get() + v * L);
-    }
-    for (size_t r = 0; r < rows; ++r) {
-      const float a = w.alpha[r];
-      if (a == 1.0f) continue;
-      float* orow = w.o.get() + r * dp;
-      const auto va = hn::Set(d, a);
-      for (size_t e = 0; e < dp; e += L) hn::Store(hn::Mul(hn::Load(d, orow + e), va), d, orow + e);
-    }
-
-    // O += P . V. A masked key has P = 0, but 0 * (NaN or Inf) in V would still poison
-    // the rows that cannot see it; a partial block whose V is not finite takes the
-    // per-row path that skips masked keys.
-    const FloatRows vr =
-        LoadRows(p.v, p.dtype, seq.batch, seq.k_begin + kb.begin, cols, kvh, dp, w.kv.get() + kBlockK * dp);
-    if (kb.full || AllFinite(vr, cols, dim)) {
-      Gemm(rows, dim, cols, st, 1, kBlockQ, vr.data, vr.stride, w.o.get(), dp, true, vr.padded);
-    } else {
-      for (size_t r = 0; r < rows; ++r) {
-        RowVisibility(rule, task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
-        float* orow = w.o.get() + r * dp;
-        for (size_t j = 0; j < cols; ++j) {
-          if (!w.visible[j]) continue;
-          const float pj = st[j * kBlockQ + r];
-          const float* vrow = vr.data + j * vr.stride;
-          for (size_t e = 0; e < dim; ++e) orow[e] += pj * vrow[e];
-        }
-      }
-    }
+  // The softmax state carries across spans, so keys split over several spans (a ring
+  // buffer) give the same result as one.
+  int64_t first_query = 0;
+  p.SpansOf(task.seq, seq, &w.spans, &first_query);
+  for (const KeySpan& span : w.spans) {
+    const BandRule rule(p.mask, p.windows[h], seq.lq, span.length, first_query, span.first_position);
+    ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
+    for (const KeyBlock& kb : w.blocks) ProcessBlock(state, span, rule, kb);
   }
 
   // Normalise and store. A row with no visible key (l == 0) writes zeros and +inf.
-  const size_t osize = DTypeSize(p.dtype);
   for (size_t r = 0; r < rows; ++r) {
     const int64_t i = task.begin + static_cast<int64_t>(r);
     const float l = w.l[r];
-    void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * osize;
+    void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * esize;
     RowFromFloat(w.o.get() + r * dp, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, dst);
     if (p.lse) {
       p.lse[p.LseIndex(seq, h, i)] = l != 0 ? w.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
@@ -238,7 +232,13 @@ namespace swa::attention::cpu {
 
 HWY_EXPORT(ForwardImpl);
 
-void Forward(const Problem& p, ThreadPool& pool) { HWY_DYNAMIC_DISPATCH(ForwardImpl)(p, pool); }
+void Forward(const Problem& p, ThreadPool& pool) {
+  if (UseDecodePath(p)) {
+    ForwardDecode(p, pool);
+  } else {
+    HWY_DYNAMIC_DISPATCH(ForwardImpl)(p, pool);
+  }
+}
 
 }  // namespace swa::attention::cpu
 #endif

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "attention/problem.h"
 #include "common/dtype.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
@@ -113,6 +114,37 @@ HWY_INLINE void Gemm(size_t m, size_t n, size_t k, const float* a, size_t a_rs, 
   }
 }
 
+// S[r][j] = dot(Q[r], K[j]) for r < rows, j < cols: the dot-product form, for few
+// rows (decode), where broadcasting would leave most lanes idle. Q rows (stride ldq) are
+// zero-padded to whole vectors; K rows (stride ldk) are read only up to dim unless
+// k_padded.
+HWY_INLINE void DotRows(size_t rows, size_t cols, size_t dim, const float* HWY_RESTRICT q, size_t ldq,
+                        const float* HWY_RESTRICT k, size_t ldk, bool k_padded, float* HWY_RESTRICT s,
+                        size_t lds) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t full = dim / L * L;
+  const bool ragged = full < dim;
+  const auto tail = hn::FirstN(d, dim - full);
+  constexpr size_t kRows = 4;
+  for (size_t j = 0; j < cols; ++j) {
+    const float* kr = k + j * ldk;
+    for (size_t r0 = 0; r0 < rows; r0 += kRows) {
+      const size_t nr = rows - r0 < kRows ? rows - r0 : kRows;
+      hn::Vec<DF> acc[kRows] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
+      for (size_t e = 0; e < full; e += L) {
+        const auto kv = hn::LoadU(d, kr + e);
+        for (size_t r = 0; r < nr; ++r) acc[r] = hn::MulAdd(hn::LoadU(d, q + (r0 + r) * ldq + e), kv, acc[r]);
+      }
+      if (ragged) {
+        const auto kv = k_padded ? hn::LoadU(d, kr + full) : hn::MaskedLoad(tail, d, kr + full);
+        for (size_t r = 0; r < nr; ++r) acc[r] = hn::MulAdd(hn::LoadU(d, q + (r0 + r) * ldq + full), kv, acc[r]);
+      }
+      for (size_t r = 0; r < nr; ++r) s[(r0 + r) * lds + j] = hn::GetLane(hn::SumOfLanes(d, acc[r]));
+    }
+  }
+}
+
 // exp(x) for x <= 0 (and -inf), propagating NaN (Highway's Exp maps NaN to 0).
 template <class V>
 HWY_INLINE V ExpNonPositive(DF d, V x) {
@@ -157,6 +189,38 @@ HWY_INLINE void RowFromFloat(const float* HWY_RESTRICT src, float mul, size_t n,
   }
   uint16_t* o = static_cast<uint16_t*>(dst);
   for (; i < n; ++i) o[i] = dtype == DType::kBF16 ? FloatToBF16(src[i] * mul) : FloatToF16(src[i] * mul);
+}
+
+// Rows [row0, row0 + rows) of one head as float rows: a pointer into the tensor itself
+// for f32 (stride = the tensor's row stride), else converted into `buffer`.
+struct FloatRows {
+  const float* data;
+  size_t stride;
+  bool padded;  // rows may be read as whole vectors up to dim_padded
+};
+
+HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows, int64_t head,
+                   size_t dim_padded, float* buffer) {
+  if (dtype == DType::kF32) {
+    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
+            false};
+  }
+  const size_t esize = DTypeSize(dtype);
+  for (int64_t r = 0; r < rows; ++r) {
+    const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
+    RowToFloat(src, dtype, t.dim, dim_padded, buffer + r * dim_padded);
+  }
+  return {buffer, dim_padded, true};
+}
+
+HWY_INLINE bool AllFinite(const FloatRows& rows, size_t count, size_t dim) {
+  for (size_t r = 0; r < count; ++r) {
+    const float* x = rows.data + r * rows.stride;
+    for (size_t e = 0; e < dim; ++e) {
+      if (!std::isfinite(x[e])) return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace swa::attention::cpu::HWY_NAMESPACE

@@ -1,0 +1,37 @@
+// The work units of the decode path (see forward_decode.h): which rows a unit holds and
+// which key blocks it visits. Target-independent; the kernels are in forward_decode.cc.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "attention/problem.h"
+#include "attention/schedule.h"
+
+namespace swa::attention::cpu::decode {
+
+constexpr int64_t kBlockK = 64;       // keys per schedule block
+constexpr int64_t kSplitBlocks = 16;  // key blocks per task (1024 keys)
+constexpr int64_t kMaxRows = 16;      // (head, query) rows per unit
+
+// A unit: sequence `seq`, kv head `kv_head` and its query heads [head0, head0 + heads).
+// Row r is (head head0 + r / lq, query r % lq).
+struct Unit {
+  int64_t seq, kv_head, head0, heads;
+  int64_t rows;  // heads * lq
+};
+
+// One key block of one span as the unit sees it: full only if full for every head.
+struct WorkBlock {
+  int32_t span;
+  KeyBlock kb;
+};
+
+std::vector<Unit> MakeUnits(const Problem& p);
+
+// The union of the unit's heads' key blocks over all key spans, in span then key order.
+// `spans` receives the sequence's spans; `scratch` is working space.
+void UnitBlocks(const Problem& p, const Unit& u, std::vector<KeySpan>* spans, std::vector<WorkBlock>* out,
+                std::vector<KeyBlock>* scratch);
+
+}  // namespace swa::attention::cpu::decode

@@ -1,0 +1,19 @@
+// The CPU forward for decode shapes: a few query rows per sequence against many keys.
+// The query heads that share a kv head are processed together (each key row is read
+// once per group), scores are dot products (no lanes wasted on absent queries), and
+// long key ranges are split into fixed pieces whose partial softmax states are merged
+// with the log-sum-exp rule (flash-decoding), so that all cores work even on one query.
+#pragma once
+
+#include "attention/problem.h"
+#include "common/parallel.h"
+
+namespace swa::attention::cpu {
+
+// Query rows per sequence at or below which the decode path is used.
+constexpr int64_t kDecodeMaxQueries = 4;
+
+bool UseDecodePath(const Problem& p);
+void ForwardDecode(const Problem& p, ThreadPool& pool);
+
+}  // namespace swa::attention::cpu
