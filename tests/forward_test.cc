@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "attention/cpu/dispatch.h"
 #include "harness/attention_case.h"
 
 namespace swa {
@@ -14,6 +15,23 @@ using harness::AttnCase;
 using harness::Layout;
 using harness::RunForwardCase;
 
+// Every test runs once per SIMD target this CPU can run (the portable fallback, AVX2,
+// AVX-512 ...), forced through the dispatcher.
+class ForwardTest : public ::testing::TestWithParam<int64_t> {
+ protected:
+  void SetUp() override { attention::cpu::ForceTarget(GetParam()); }
+  void TearDown() override { attention::cpu::ForceTarget(0); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Targets, ForwardTest, ::testing::ValuesIn(attention::cpu::RunnableTargets()),
+                         [](const ::testing::TestParamInfo<int64_t>& info) {
+                           return attention::cpu::TargetName(info.param);
+                         });
+
+TEST_P(ForwardTest, DispatchesToTheForcedTarget) {
+  EXPECT_EQ(attention::cpu::ActiveTargetName(), attention::cpu::TargetName(GetParam()));
+}
+
 void ExpectPasses(const AttnCase& c) {
   const harness::CaseResult r = RunForwardCase(c);
   EXPECT_TRUE(r.Passed()) << c.Name() << ": " << r.Describe();
@@ -21,7 +39,7 @@ void ExpectPasses(const AttnCase& c) {
 
 constexpr DType kDTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
 
-TEST(ForwardTest, HeadDims) {
+TEST_P(ForwardTest, HeadDims) {
   for (int64_t dim : {1, 7, 16, 59, 64, 80, 128, 256}) {
     for (DType t : kDTypes) {
       AttnCase c;
@@ -39,7 +57,7 @@ TEST(ForwardTest, HeadDims) {
   }
 }
 
-TEST(ForwardTest, Lengths) {
+TEST_P(ForwardTest, Lengths) {
   for (int64_t n : {1, 7, 63, 64, 65, 257, 1025}) {
     for (bool sliding : {false, true}) {
       AttnCase c;
@@ -57,7 +75,7 @@ TEST(ForwardTest, Lengths) {
   }
 }
 
-TEST(ForwardTest, QueriesAndKeysOfDifferentLengths) {
+TEST_P(ForwardTest, QueriesAndKeysOfDifferentLengths) {
   // Lq < Lk is decode / chunked prefill; Lq > Lk leaves the first rows with no keys.
   const std::pair<int64_t, int64_t> shapes[] = {{1, 1025}, {7, 257}, {65, 257}, {64, 1025}, {65, 7},
                                                 {257, 63},  {9, 0},   {0, 9},     {1, 1}};
@@ -86,7 +104,7 @@ TEST(ForwardTest, QueriesAndKeysOfDifferentLengths) {
 
 // Few queries against many keys takes the decode path: query heads of a kv group
 // together, keys split into pieces merged by log-sum-exp.
-TEST(ForwardTest, DecodeShapes) {
+TEST_P(ForwardTest, DecodeShapes) {
   std::mt19937_64 rng(99);
   auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int n = 0; n < 40; ++n) {
@@ -123,7 +141,7 @@ TEST(ForwardTest, DecodeShapes) {
   }
 }
 
-TEST(ForwardTest, WindowEdges) {
+TEST_P(ForwardTest, WindowEdges) {
   const int64_t n = 65;
   for (int64_t left : {int64_t{0}, int64_t{1}, int64_t{2}, n - 1, n, n + 1, int64_t{-1}}) {
     for (int64_t right : {int64_t{0}, int64_t{1}, int64_t{2}, n - 1, n, n + 1, int64_t{-1}}) {
@@ -142,7 +160,7 @@ TEST(ForwardTest, WindowEdges) {
   }
 }
 
-TEST(ForwardTest, PerHeadWindowsMixNarrowWideAndGlobal) {
+TEST_P(ForwardTest, PerHeadWindowsMixNarrowWideAndGlobal) {
   for (bool causal : {false, true}) {
     for (int64_t n : {33, 130}) {
       AttnCase c;
@@ -161,7 +179,7 @@ TEST(ForwardTest, PerHeadWindowsMixNarrowWideAndGlobal) {
   }
 }
 
-TEST(ForwardTest, ChunksWithOverlap) {
+TEST_P(ForwardTest, ChunksWithOverlap) {
   for (int64_t chunk : {32, 64}) {
     for (int64_t overlap : {int64_t{0}, chunk / 8, chunk / 4, chunk}) {
       for (bool causal : {false, true}) {
@@ -180,7 +198,7 @@ TEST(ForwardTest, ChunksWithOverlap) {
   }
 }
 
-TEST(ForwardTest, GroupedAndMultiQueryHeads) {
+TEST_P(ForwardTest, GroupedAndMultiQueryHeads) {
   for (int64_t hkv : {8, 4, 2, 1}) {
     for (DType t : kDTypes) {
       AttnCase c;
@@ -197,7 +215,7 @@ TEST(ForwardTest, GroupedAndMultiQueryHeads) {
   }
 }
 
-TEST(ForwardTest, VarlenPacking) {
+TEST_P(ForwardTest, VarlenPacking) {
   const std::vector<std::vector<std::pair<int32_t, int32_t>>> packs = {
       {{100, 100}, {1, 77}, {65, 65}},
       {{0, 5}, {7, 0}, {30, 60}, {64, 64}, {1, 1}},
@@ -229,7 +247,7 @@ TEST(ForwardTest, VarlenPacking) {
   }
 }
 
-TEST(ForwardTest, SinksGlobalsAlibiSoftcapScale) {
+TEST_P(ForwardTest, SinksGlobalsAlibiSoftcapScale) {
   for (DType t : kDTypes) {
     AttnCase c;
     c.dtype = t;
@@ -256,7 +274,7 @@ TEST(ForwardTest, SinksGlobalsAlibiSoftcapScale) {
   }
 }
 
-TEST(ForwardTest, StridedLayouts) {
+TEST_P(ForwardTest, StridedLayouts) {
   for (Layout layout : {Layout::kPadded, Layout::kHeadMajor}) {
     for (DType t : kDTypes) {
       AttnCase c;
@@ -276,7 +294,7 @@ TEST(ForwardTest, StridedLayouts) {
   }
 }
 
-TEST(ForwardTest, ResultsDoNotDependOnThreadCount) {
+TEST_P(ForwardTest, ResultsDoNotDependOnThreadCount) {
   std::vector<AttnCase> cases;
   AttnCase c;
   c.lq = c.lk = 300;
@@ -313,7 +331,7 @@ TEST(ForwardTest, ResultsDoNotDependOnThreadCount) {
   }
 }
 
-TEST(ForwardTest, NanInputsPropagateLikeTheOracle) {
+TEST_P(ForwardTest, NanInputsPropagateLikeTheOracle) {
   AttnCase c;
   c.lq = c.lk = 70;
   c.hq = c.hkv = 2;
@@ -331,7 +349,7 @@ TEST(ForwardTest, NanInputsPropagateLikeTheOracle) {
   }
 }
 
-TEST(ForwardTest, EmptyShapesAreValid) {
+TEST_P(ForwardTest, EmptyShapesAreValid) {
   for (auto [b, lq, lk] : {std::tuple{0, 5, 5}, std::tuple{1, 0, 5}, std::tuple{1, 5, 0}, std::tuple{2, 0, 0}}) {
     AttnCase c;
     c.batch = b;
@@ -343,7 +361,7 @@ TEST(ForwardTest, EmptyShapesAreValid) {
   }
 }
 
-TEST(ForwardTest, RandomCombinations) {
+TEST_P(ForwardTest, RandomCombinations) {
   std::mt19937_64 rng(2024);
   auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int n = 0; n < 120; ++n) {

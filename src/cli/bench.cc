@@ -1,6 +1,8 @@
-// `swa bench`: times the forward on a few shapes and reports throughput as a share of
-// this machine's FMA peak (measured in the same run) and as a ratio against full
-// causal attention at the same length. Table on stdout, JSON on request.
+// `swa bench`: times the forward on the shapes of the performance issue and reports
+// every result as a ratio measured in the same run: GFLOP/s as a share of this
+// machine's FMA peak (a burst measured right before each timed run), time against full
+// causal attention at the same length, and decode bandwidth against a STREAM triad.
+// Table on stdout, JSON on request.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -22,139 +24,258 @@ namespace swa::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
 struct Shape {
-  std::string name;
+  std::string group;  // which sweep it belongs to
   swa_dtype dtype = SWA_F32;
-  int64_t n = 4096, lq = 0, hq = 8, hkv = 8, dim = 128;
-  int64_t left = -1, right = -1;
-  bool causal = false;
-  int64_t Lq() const { return lq > 0 ? lq : n; }
+  int64_t lq = 4096, lk = 4096, hq = 8, hkv = 8, dim = 128;
+  int64_t window = 1024;  // causal sliding window of W tokens: (W - 1, 0); -1 = full causal
+  bool decode = false;    // report bandwidth instead of FLOP rate
 };
-
-struct Timing {
-  double seconds = 0;  // median
-  int64_t pairs = 0;   // visible (query, key) pairs, all heads
-};
-
-std::vector<uint16_t> RandomBits(int64_t count, swa_dtype dtype, std::mt19937_64& rng) {
-  // Random normal values stored in the requested dtype (as raw 16-bit words, or two per
-  // float for f32).
-  std::normal_distribution<float> dist;
-  const int64_t words = count * (dtype == SWA_F32 ? 2 : 1);
-  std::vector<uint16_t> data(words);
-  for (int64_t i = 0; i < count; ++i) {
-    const float x = dist(rng);
-    if (dtype == SWA_F32) {
-      std::memcpy(&data[2 * i], &x, 4);
-    } else {
-      data[i] = dtype == SWA_BF16 ? FloatToBF16(x) : FloatToF16(x);
-    }
-  }
-  return data;
-}
-
-Timing TimeForward(const Shape& s, int threads, double min_seconds) {
-  std::mt19937_64 rng(7);
-  auto q = RandomBits(s.Lq() * s.hq * s.dim, s.dtype, rng);
-  auto k = RandomBits(s.n * s.hkv * s.dim, s.dtype, rng);
-  auto v = RandomBits(s.n * s.hkv * s.dim, s.dtype, rng);
-  std::vector<uint16_t> out(q.size());
-  std::vector<float> lse(s.hq * s.Lq());
-  swa_tensor tq = MakeTensor(q.data(), s.dtype, 1, s.Lq(), s.hq, s.dim);
-  swa_tensor tk = MakeTensor(k.data(), s.dtype, 1, s.n, s.hkv, s.dim);
-  swa_tensor tv = MakeTensor(v.data(), s.dtype, 1, s.n, s.hkv, s.dim);
-  swa_tensor to = MakeTensor(out.data(), s.dtype, 1, s.Lq(), s.hq, s.dim);
-  AttentionParams p;
-  p.Window(s.left, s.right).Causal(s.causal).Threads(threads);
-
-  Timing t;
-  const auto vp = attention::ValidateForward(&p, &tq, &tk, &tv, &to, lse.data());
-  for (int64_t h = 0; h < s.hq; ++h) {
-    t.pairs += attention::CountVisiblePairs(
-        attention::BandRule(vp->problem.mask, vp->problem.windows[h], s.Lq(), s.n));
-  }
-  AttentionForward(p, tq, tk, tv, to, lse.data());  // warm-up: page faults, caches
-  std::vector<double> samples;
-  const auto start = Clock::now();
-  while (samples.size() < 3 || (std::chrono::duration<double>(Clock::now() - start).count() < min_seconds &&
-                                samples.size() < 50)) {
-    const auto t0 = Clock::now();
-    AttentionForward(p, tq, tk, tv, to, lse.data());
-    samples.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  std::sort(samples.begin(), samples.end());
-  t.seconds = samples[samples.size() / 2];
-  return t;
-}
 
 const char* DtypeName(swa_dtype t) { return t == SWA_F32 ? "f32" : t == SWA_BF16 ? "bf16" : "f16"; }
+
+// Random inputs for one shape, allocated and touched once.
+class Inputs {
+ public:
+  explicit Inputs(const Shape& s) : s_(s) {
+    const size_t esize = s.dtype == SWA_F32 ? 4 : 2;
+    q_.resize(s.lq * s.hq * s.dim * esize);
+    k_.resize(s.lk * s.hkv * s.dim * esize);
+    v_.resize(k_.size());
+    out_.resize(q_.size());
+    lse_.resize(s.hq * s.lq);
+    std::mt19937_64 rng(7);
+    Fill(q_, rng);
+    Fill(k_, rng);
+    Fill(v_, rng);
+    params_.Window(s.window < 0 ? -1 : s.window - 1, 0).Causal(true);
+  }
+  void Run(int threads) {
+    params_.Threads(threads);
+    swa_tensor q = MakeTensor(q_.data(), s_.dtype, 1, s_.lq, s_.hq, s_.dim);
+    swa_tensor k = MakeTensor(k_.data(), s_.dtype, 1, s_.lk, s_.hkv, s_.dim);
+    swa_tensor v = MakeTensor(v_.data(), s_.dtype, 1, s_.lk, s_.hkv, s_.dim);
+    swa_tensor out = MakeTensor(out_.data(), s_.dtype, 1, s_.lq, s_.hq, s_.dim);
+    AttentionForward(params_, q, k, v, out, lse_.data());
+  }
+  // Visible (query, key) pairs over all heads, from the rule.
+  int64_t VisiblePairs() const {
+    attention::MaskSpec mask;
+    mask.causal = true;
+    const attention::BandRule rule(mask, {s_.window < 0 ? -1 : s_.window - 1, 0}, s_.lq, s_.lk);
+    return attention::CountVisiblePairs(rule) * s_.hq;
+  }
+
+ private:
+  void Fill(std::vector<uint8_t>& buf, std::mt19937_64& rng) {
+    std::normal_distribution<float> dist;
+    const size_t count = buf.size() / (s_.dtype == SWA_F32 ? 4 : 2);
+    for (size_t i = 0; i < count; ++i) {
+      const float x = dist(rng);
+      if (s_.dtype == SWA_F32) {
+        std::memcpy(&buf[4 * i], &x, 4);
+      } else {
+        const uint16_t h = s_.dtype == SWA_BF16 ? FloatToBF16(x) : FloatToF16(x);
+        std::memcpy(&buf[2 * i], &h, 2);
+      }
+    }
+  }
+  Shape s_;
+  std::vector<uint8_t> q_, k_, v_, out_;
+  std::vector<float> lse_;
+  AttentionParams params_;
+};
+
+struct Result {
+  Shape shape;
+  double seconds = 0;     // median kernel time
+  double gflops = 0;      // median, 4 * D * visible pairs per second
+  double peak_share = 0;  // median of (GFLOP/s / FMA peak measured just before)
+  double gbps = 0;        // decode: K/V bytes read per second (median)
+  double bw_share = 0;    // decode: median of (GB/s / triad GB/s measured just before)
+  int64_t pairs = 0;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+Result Measure(const Shape& s, int threads, int reps, TriadBench* triad) {
+  Inputs in(s);
+  Result r;
+  r.shape = s;
+  r.pairs = in.VisiblePairs();
+  const double flops = 4.0 * s.dim * static_cast<double>(r.pairs);
+  // K/V bytes a decode step must read: the visible keys of each kv head, K and V.
+  const double kv_bytes = static_cast<double>(r.pairs) / s.hq * s.hkv * s.dim * (s.dtype == SWA_F32 ? 4 : 2) * 2;
+  in.Run(threads);  // warm-up: page faults, caches, thread start
+  std::vector<double> times, shares, rates, bws;
+  for (int rep = 0; rep < reps; ++rep) {
+    // The reference burst right before the run: the machine's speed drifts.
+    const double ref = s.decode ? triad->GBps() : FmaPeakGflops(threads);
+    const auto t0 = Clock::now();
+    int inner = 0;
+    do {  // short kernels are repeated to a few milliseconds
+      in.Run(threads);
+      ++inner;
+    } while (std::chrono::duration<double>(Clock::now() - t0).count() < 0.005);
+    const double sec = std::chrono::duration<double>(Clock::now() - t0).count() / inner;
+    times.push_back(sec);
+    rates.push_back(flops / sec * 1e-9);
+    if (s.decode) {
+      bws.push_back(kv_bytes / sec * 1e-9);
+      shares.push_back(bws.back() / ref);
+    } else {
+      shares.push_back(rates.back() / ref);
+    }
+  }
+  r.seconds = Median(times);
+  r.gflops = Median(rates);
+  if (s.decode) {
+    r.gbps = Median(bws);
+    r.bw_share = Median(shares);
+  } else {
+    r.peak_share = Median(shares);
+  }
+  return r;
+}
+
+std::vector<Shape> ForwardShapes(bool quick) {
+  std::vector<Shape> shapes;
+  const int64_t n_fixed = quick ? 4096 : 16384;
+  const int64_t w_fixed = quick ? 256 : 1024;
+  auto add = [&](Shape s) { shapes.push_back(s); };
+  // Cost against N at a fixed window: linear.
+  for (int64_t n : quick ? std::vector<int64_t>{1024, 2048, 4096} : std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}) {
+    Shape s;
+    s.group = "scale_n";
+    s.lq = s.lk = n;
+    s.window = w_fixed;
+    add(s);
+  }
+  // Cost against W at a fixed N, up to full causal.
+  for (int64_t w : quick ? std::vector<int64_t>{128, 256, 512, -1} : std::vector<int64_t>{256, 512, 1024, 2048, 4096, -1}) {
+    Shape s;
+    s.group = "scale_w";
+    s.lq = s.lk = n_fixed;
+    s.window = w;
+    add(s);
+  }
+  for (swa_dtype t : {SWA_BF16, SWA_F16}) {
+    Shape s;
+    s.group = "dtype";
+    s.dtype = t;
+    s.lq = s.lk = n_fixed;
+    s.window = w_fixed;
+    add(s);
+  }
+  Shape d64;
+  d64.group = "head_dim";
+  d64.lq = d64.lk = n_fixed;
+  d64.window = w_fixed;
+  d64.dim = 64;
+  add(d64);
+  Shape gqa;
+  gqa.group = "gqa";
+  gqa.lq = gqa.lk = quick ? 2048 : 4096;
+  gqa.hq = 32;
+  gqa.hkv = 8;
+  gqa.window = w_fixed;
+  add(gqa);
+  Shape dec;
+  dec.group = "decode";
+  dec.decode = true;
+  dec.lq = 1;
+  dec.lk = quick ? 8192 : 32768;
+  dec.hq = 32;
+  dec.hkv = 8;
+  dec.window = quick ? 1024 : 4096;
+  add(dec);
+  return shapes;
+}
+
+const Result* Find(const std::vector<Result>& rs, const std::string& group, int64_t n, int64_t window,
+                   swa_dtype dtype = SWA_F32, int64_t dim = 128) {
+  for (const Result& r : rs) {
+    if (r.shape.group == group && r.shape.lk == n && r.shape.window == window && r.shape.dtype == dtype &&
+        r.shape.dim == dim) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+json ToJson(const Result& r) {
+  const Shape& s = r.shape;
+  return {{"group", s.group},       {"dtype", DtypeName(s.dtype)},
+          {"lq", s.lq},             {"lk", s.lk},
+          {"hq", s.hq},             {"hkv", s.hkv},
+          {"head_dim", s.dim},      {"window", s.window},
+          {"seconds", r.seconds},   {"visible_pairs", r.pairs},
+          {"gflops", r.gflops},     {"fraction_of_fma_peak", r.peak_share},
+          {"kv_gbps", r.gbps},      {"fraction_of_triad_bandwidth", r.bw_share}};
+}
+
+// The issue's targets, each computed from ratios measured in this run.
+json Targets(const std::vector<Result>& rs, bool quick) {
+  json t = json::array();
+  const int64_t n = quick ? 4096 : 16384, w = quick ? 256 : 1024;
+  auto add = [&](const std::string& name, double value, double bound, bool at_least) {
+    t.push_back({{"target", name}, {"value", value}, {"bound", bound}, {"met", at_least ? value >= bound : value <= bound}});
+  };
+  const Result* f32 = Find(rs, "scale_w", n, w);
+  if (f32) add("f32 SWA share of FMA peak", f32->peak_share, 0.50, true);
+  if (const Result* d64 = Find(rs, "head_dim", n, w, SWA_F32, 64)) add("f32 D=64 share of FMA peak", d64->peak_share, 0.40, true);
+  if (const Result* bf = Find(rs, "dtype", n, w, SWA_BF16)) add("bf16 share of fp32 FMA peak", bf->peak_share, 0.75, true);
+  const Result* w2 = Find(rs, "scale_w", n, 2 * w);
+  if (f32 && w2) add("time(2W) / time(W)", w2->seconds / f32->seconds, 2.1, false);
+  const Result* full = Find(rs, "scale_w", n, -1);
+  if (f32 && full) {
+    const double time_ratio = full->seconds / f32->seconds;
+    const double work_ratio = static_cast<double>(full->pairs) / f32->pairs;
+    add("full causal time ratio / its work ratio", time_ratio / work_ratio, 0.75, true);
+  }
+  for (const Result& r : rs) {
+    if (r.shape.decode) add("decode K/V read share of triad bandwidth", r.bw_share, 0.50, true);
+  }
+  return t;
+}
 
 }  // namespace
 
 int RunBench(const BenchOptions& opt) {
   const int threads = ThreadPool::ResolveThreads(opt.threads);
-  const double peak = MeasureFmaPeakGflops(threads);
-  std::printf("machine: %d threads, fp32 FMA peak %.1f GFLOP/s (%s, measured now)\n", threads, peak,
-              FmaPeakIsa());
-
-  const std::vector<int64_t> lengths = opt.quick ? std::vector<int64_t>{2048} : std::vector<int64_t>{4096, 16384};
-  const int64_t window = opt.quick ? 256 : 1024;
-  std::vector<Shape> shapes;
-  for (swa_dtype dt : {SWA_F32, SWA_BF16}) {
-    for (int64_t n : lengths) {
-      Shape sw;
-      sw.dtype = dt;
-      sw.n = n;
-      sw.left = window - 1;
-      sw.right = 0;
-      sw.name = "swa W=" + std::to_string(window);
-      shapes.push_back(sw);
-      Shape full = sw;
-      full.left = -1;
-      full.causal = true;
-      full.name = "full causal";
-      shapes.push_back(full);
-    }
+  std::printf("swa bench: %d threads, FMA unit %s; every ratio pairs a run with a reference burst taken\n"
+              "just before it (FMA peak, or STREAM triad for decode), as the machine's speed drifts.\n\n",
+              threads, FmaPeakIsa());
+  TriadBench triad(threads);
+  const int reps = opt.quick ? 3 : 5;
+  std::vector<Result> results;
+  std::printf("%-8s %-5s %6s %6s %6s %5s %4s %10s %9s %8s %9s %8s\n", "group", "dtype", "Lq", "Lk", "W", "H",
+              "D", "time_ms", "GFLOP/s", "%peak", "KV GB/s", "%triad");
+  for (const Shape& s : ForwardShapes(opt.quick)) {
+    results.push_back(Measure(s, threads, reps, &triad));
+    const Result& r = results.back();
+    std::printf("%-8s %-5s %6lld %6lld %6lld %2lld/%-2lld %4lld %10.3f %9.1f %7.1f%% %9.1f %7.1f%%\n",
+                s.group.c_str(), DtypeName(s.dtype), static_cast<long long>(s.lq), static_cast<long long>(s.lk),
+                static_cast<long long>(s.window), static_cast<long long>(s.hq), static_cast<long long>(s.hkv),
+                static_cast<long long>(s.dim), r.seconds * 1e3, r.gflops, 100 * r.peak_share, r.gbps,
+                100 * r.bw_share);
+    std::fflush(stdout);
   }
-
-  nlohmann::json results = nlohmann::json::array();
-  std::printf("%-14s %-5s %7s %5s %4s %10s %9s %8s %12s %12s\n", "shape", "dtype", "N", "H", "D", "time_ms",
-              "GFLOP/s", "%peak", "time/full", "work/full");
-  for (size_t i = 0; i < shapes.size(); i += 2) {
-    const Timing swa_t = TimeForward(shapes[i], threads, opt.quick ? 0.2 : 1.0);
-    const Timing full_t = TimeForward(shapes[i + 1], threads, opt.quick ? 0.2 : 1.0);
-    for (int which = 0; which < 2; ++which) {
-      const Shape& s = shapes[i + which];
-      const Timing& t = which == 0 ? swa_t : full_t;
-      const double gflops = 4.0 * s.dim * static_cast<double>(t.pairs) / t.seconds * 1e-9;
-      const double time_ratio = t.seconds / full_t.seconds;
-      const double work_ratio = static_cast<double>(t.pairs) / full_t.pairs;
-      std::printf("%-14s %-5s %7lld %5lld %4lld %10.2f %9.1f %7.1f%% %12.3f %12.3f\n", s.name.c_str(),
-                  DtypeName(s.dtype), static_cast<long long>(s.n), static_cast<long long>(s.hq),
-                  static_cast<long long>(s.dim), t.seconds * 1e3, gflops, 100.0 * gflops / peak, time_ratio,
-                  work_ratio);
-      results.push_back({{"shape", s.name},
-                         {"dtype", DtypeName(s.dtype)},
-                         {"n", s.n},
-                         {"heads", s.hq},
-                         {"head_dim", s.dim},
-                         {"window_left", s.left},
-                         {"window_right", s.right},
-                         {"causal", s.causal},
-                         {"seconds", t.seconds},
-                         {"visible_pairs", t.pairs},
-                         {"gflops", gflops},
-                         {"fraction_of_peak", gflops / peak},
-                         {"time_vs_full_causal", time_ratio},
-                         {"work_vs_full_causal", work_ratio}});
-    }
+  const json targets = Targets(results, opt.quick);
+  std::printf("\n%-45s %10s %10s %s\n", "target", "value", "bound", "met");
+  for (const json& t : targets) {
+    std::printf("%-45s %10.3f %10.3f %s\n", t["target"].get<std::string>().c_str(), t["value"].get<double>(),
+                t["bound"].get<double>(), t["met"].get<bool>() ? "yes" : "NO");
   }
   if (!opt.json_path.empty()) {
-    nlohmann::json doc = {{"threads", threads},
-                          {"fma_peak_gflops", peak},
-                          {"fma_isa", FmaPeakIsa()},
-                          {"forward", results}};
+    json doc = {{"threads", threads}, {"fma_isa", FmaPeakIsa()}, {"quick", opt.quick}, {"targets", targets}};
+    doc["forward"] = json::array();
+    for (const Result& r : results) doc["forward"].push_back(ToJson(r));
     std::ofstream(opt.json_path) << doc.dump(2) << "\n";
   }
   return 0;

@@ -56,9 +56,12 @@ float FmaLoopScalar(int64_t iters) {
 }
 
 int Lanes() {
-  if (__builtin_cpu_supports("avx512f")) return 16;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
-  return 1;
+  static const int lanes = [] {
+    if (__builtin_cpu_supports("avx512f")) return 16;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
+    return 1;
+  }();
+  return lanes;
 }
 
 float FmaLoop(int64_t iters) {
@@ -98,33 +101,50 @@ const char* FmaPeakIsa() {
   }
 }
 
-double MeasureFmaPeakGflops(int threads) {
-  const int64_t iters = 20'000'000 / (Lanes() == 1 ? 8 : 1);
-  g_sink = FmaLoop(iters / 20);  // warm up the clocks
+double FmaPeakGflops(int threads, double seconds, int reps) {
+  // Assume ~100 GFLOP/s per thread to size the burst; the measured rate is exact anyway.
+  const double flops_per_iter = 2.0 * 12 * Lanes();
+  const int64_t iters = std::max<int64_t>(1000, static_cast<int64_t>(seconds * 1e11 / flops_per_iter));
   double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
+  for (int rep = 0; rep < reps; ++rep) {
     const double sec = TimeParallel(threads, [&](int) { g_sink = FmaLoop(iters); });
-    const double flops = 2.0 * 12 * Lanes() * static_cast<double>(iters) * threads;
-    best = std::max(best, flops / sec * 1e-9);
+    best = std::max(best, flops_per_iter * static_cast<double>(iters) * threads / sec * 1e-9);
   }
   return best;
 }
 
-double MeasureTriadGBps(int threads) {
-  const int64_t n = int64_t{1} << 25;  // 128 MiB per array
-  std::vector<float> a(n), b(n, 1.0f), c(n, 2.0f);
+TriadBench::TriadBench(int threads) : threads_(threads), n_(int64_t{1} << 25) {
+  a_ = new float[n_];
+  b_ = new float[n_];
+  c_ = new float[n_];
+  // First touch from the threads that will run the triad.
+  TimeParallel(threads_, [&](int t) {
+    const int64_t lo = n_ * t / threads_, hi = n_ * (t + 1) / threads_;
+    for (int64_t i = lo; i < hi; ++i) {
+      a_[i] = 0.0f;
+      b_[i] = 1.0f;
+      c_[i] = 2.0f;
+    }
+  });
+}
+
+TriadBench::~TriadBench() {
+  delete[] a_;
+  delete[] b_;
+  delete[] c_;
+}
+
+double TriadBench::GBps(int reps) {
   const float s = 0.5f;
-  auto triad = [&](int t) {
-    const int64_t lo = n * t / threads, hi = n * (t + 1) / threads;
-    for (int64_t i = lo; i < hi; ++i) a[i] = b[i] + s * c[i];
-  };
-  TimeParallel(threads, triad);  // first touch and warm-up
   double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const double sec = TimeParallel(threads, triad);
-    best = std::max(best, 3.0 * n * sizeof(float) / sec * 1e-9);
+  for (int rep = 0; rep < reps; ++rep) {
+    const double sec = TimeParallel(threads_, [&](int t) {
+      const int64_t lo = n_ * t / threads_, hi = n_ * (t + 1) / threads_;
+      for (int64_t i = lo; i < hi; ++i) a_[i] = b_[i] + s * c_[i];
+    });
+    best = std::max(best, 3.0 * static_cast<double>(n_) * sizeof(float) / sec * 1e-9);
   }
-  g_sink = a[n / 2];
+  g_sink = a_[n_ / 2];
   return best;
 }
 

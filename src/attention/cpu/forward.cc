@@ -71,7 +71,9 @@ struct TaskState {
 
 // One key block of one span: S^T = K . Q^T, score transforms and mask, online softmax
 // update of (m, l, O), then O += P . V.
-void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule, const KeyBlock& kb) {
+// `next` (or null) is the block that follows, whose keys are prefetched meanwhile.
+void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule, const KeyBlock& kb,
+                  const KeyBlock* next) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const Problem& p = t.p;
@@ -83,6 +85,7 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   float* st = w.st.get();
   const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp, w.kv.get());
+  PrefetchRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), t.kv_head);
   // S^T = K . Q^T  [cols x lanes_used]
   Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), kBlockQ, st, kBlockQ, false, true);
 
@@ -150,6 +153,9 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   // per-row path that skips masked keys.
   const FloatRows vr = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp,
                                 w.kv.get() + kBlockK * dp);
+  if (next != nullptr) {
+    PrefetchRows(span.k, p.dtype, span.batch, span.row0 + next->begin, next->end - next->begin, t.kv_head);
+  }
   if (kb.full || AllFinite(vr, cols, dim)) {
     Gemm(rows, dim, cols, st, 1, kBlockQ, vr.data, vr.stride, w.o.get(), dp, true, vr.padded);
     return;
@@ -198,7 +204,9 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   for (const KeySpan& span : w.spans) {
     const BandRule rule(p.mask, p.windows[h], seq.lq, span.length, first_query, span.first_position);
     ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
-    for (const KeyBlock& kb : w.blocks) ProcessBlock(state, span, rule, kb);
+    for (size_t b = 0; b < w.blocks.size(); ++b) {
+      ProcessBlock(state, span, rule, w.blocks[b], b + 1 < w.blocks.size() ? &w.blocks[b + 1] : nullptr);
+    }
   }
 
   // Normalise and store. A row with no visible key (l == 0) writes zeros and +inf.

@@ -13,6 +13,7 @@
 
 #include "attention/problem.h"
 #include "common/dtype.h"
+#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
@@ -167,9 +168,13 @@ HWY_INLINE void RowToFloat(const void* src, DType dtype, size_t n, size_t n_padd
     for (; i + L <= n; i += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dbf, s + i)), d, dst + i);
     for (; i < n; ++i) dst[i] = BF16ToFloat(static_cast<const uint16_t*>(src)[i]);
   } else {
+#if HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+    // Hardware conversion (F16C, AVX-512); the emulated targets' software conversion
+    // does not keep NaN, so they use the exact scalar one below.
     const hn::Rebind<hwy::float16_t, DF> dh;
     const hwy::float16_t* s = static_cast<const hwy::float16_t*>(src);
     for (; i + L <= n; i += L) hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, s + i)), d, dst + i);
+#endif
     for (; i < n; ++i) dst[i] = F16ToFloat(static_cast<const uint16_t*>(src)[i]);
   }
   for (; i < n_padded; ++i) dst[i] = 0.0f;
@@ -191,8 +196,8 @@ HWY_INLINE void RowFromFloat(const float* HWY_RESTRICT src, float mul, size_t n,
   for (; i < n; ++i) o[i] = dtype == DType::kBF16 ? FloatToBF16(src[i] * mul) : FloatToF16(src[i] * mul);
 }
 
-// Rows [row0, row0 + rows) of one head as float rows: a pointer into the tensor itself
-// for f32 (stride = the tensor's row stride), else converted into `buffer`.
+// Rows [row0, row0 + rows) of one head as packed float rows in `buffer` (stride
+// dim_padded, zero padding).
 struct FloatRows {
   const float* data;
   size_t stride;
@@ -201,16 +206,29 @@ struct FloatRows {
 
 HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows, int64_t head,
                    size_t dim_padded, float* buffer) {
-  if (dtype == DType::kF32) {
-    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
-            false};
-  }
+  // Rows are copied even for f32: read in place, rows of a [L, H, D] tensor sit
+  // H * D * 4 bytes apart (4 KiB for 8 heads of 128), all in the same L1 set, and the
+  // micro-kernels thrash; a packed tile also reads as whole vectors (no tail masks).
   const size_t esize = DTypeSize(dtype);
   for (int64_t r = 0; r < rows; ++r) {
     const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
     RowToFloat(src, dtype, t.dim, dim_padded, buffer + r * dim_padded);
   }
   return {buffer, dim_padded, true};
+}
+
+// Asks for rows [row0, row0 + rows) of one head to be brought into cache, so that a
+// later LoadRows finds them there: the rows of one head are strided (a different page
+// each for large H * D), which the hardware prefetchers do not follow.
+HWY_INLINE void PrefetchRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows,
+                             int64_t head) {
+  const size_t bytes = static_cast<size_t>(t.dim) * DTypeSize(dtype);
+  const size_t esize = DTypeSize(dtype);
+  for (int64_t r = 0; r < rows; ++r) {
+    const char* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
+    for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(src + b);
+    hwy::Prefetch(src + bytes - 1);
+  }
 }
 
 HWY_INLINE bool AllFinite(const FloatRows& rows, size_t count, size_t dim) {
