@@ -90,20 +90,23 @@ class Inputs {
 
 struct Result {
   Shape shape;
-  double seconds = 0;     // median kernel time
-  double gflops = 0;      // median, 4 * D * visible pairs per second
-  double peak_share = 0;  // median of (GFLOP/s / FMA peak measured just before)
-  double gbps = 0;        // decode: K/V bytes read per second (median)
-  double bw_share = 0;    // decode: median of (GB/s / triad GB/s measured just before)
+  double seconds = 0;     // best (shortest) kernel time
+  double gflops = 0;      // at the best time, 4 * D * visible pairs per second
+  double peak_share = 0;  // gflops / the run's FMA peak
+  double gbps = 0;        // decode: K/V bytes read per second at the best time
+  double bw_share = 0;    // decode: gbps / the run's triad bandwidth
   int64_t pairs = 0;
 };
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
+// The machine's ceilings as seen during this run: the best of the bursts taken next to
+// every timed run. Kernel times are likewise the best of their runs, so that both sides
+// of each ratio approach the uncontended figure on a machine shared with others.
+struct Ceilings {
+  double fma_gflops = 0;
+  double triad_gbps = 0;
+};
 
-Result Measure(const Shape& s, int threads, int reps, TriadBench* triad) {
+Result Measure(const Shape& s, int threads, int reps, TriadBench* triad, Ceilings* ceil) {
   Inputs in(s);
   Result r;
   r.shape = s;
@@ -112,35 +115,35 @@ Result Measure(const Shape& s, int threads, int reps, TriadBench* triad) {
   // K/V bytes a decode step must read: the visible keys of each kv head, K and V.
   const double kv_bytes = static_cast<double>(r.pairs) / s.hq * s.hkv * s.dim * (s.dtype == SWA_F32 ? 4 : 2) * 2;
   in.Run(threads);  // warm-up: page faults, caches, thread start
-  std::vector<double> times, shares, rates, bws;
+  double best = 1e30;
   for (int rep = 0; rep < reps; ++rep) {
-    // The reference burst right before the run: the machine's speed drifts.
-    const double ref = s.decode ? triad->GBps() : FmaPeakGflops(threads);
+    if (s.decode) {
+      ceil->triad_gbps = std::max(ceil->triad_gbps, triad->GBps());
+    } else {
+      ceil->fma_gflops = std::max(ceil->fma_gflops, FmaPeakGflops(threads));
+    }
     const auto t0 = Clock::now();
     int inner = 0;
     do {  // short kernels are repeated to a few milliseconds
       in.Run(threads);
       ++inner;
     } while (std::chrono::duration<double>(Clock::now() - t0).count() < 0.005);
-    const double sec = std::chrono::duration<double>(Clock::now() - t0).count() / inner;
-    times.push_back(sec);
-    rates.push_back(flops / sec * 1e-9);
-    if (s.decode) {
-      bws.push_back(kv_bytes / sec * 1e-9);
-      shares.push_back(bws.back() / ref);
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / inner);
+  }
+  r.seconds = best;
+  r.gflops = flops / best * 1e-9;
+  r.gbps = s.decode ? kv_bytes / best * 1e-9 : 0.0;
+  return r;
+}
+
+void FillShares(const Ceilings& ceil, std::vector<Result>* rs) {
+  for (Result& r : *rs) {
+    if (r.shape.decode) {
+      r.bw_share = ceil.triad_gbps > 0 ? r.gbps / ceil.triad_gbps : 0;
     } else {
-      shares.push_back(rates.back() / ref);
+      r.peak_share = ceil.fma_gflops > 0 ? r.gflops / ceil.fma_gflops : 0;
     }
   }
-  r.seconds = Median(times);
-  r.gflops = Median(rates);
-  if (s.decode) {
-    r.gbps = Median(bws);
-    r.bw_share = Median(shares);
-  } else {
-    r.peak_share = Median(shares);
-  }
-  return r;
 }
 
 std::vector<Shape> ForwardShapes(bool quick) {
@@ -248,23 +251,32 @@ json Targets(const std::vector<Result>& rs, bool quick) {
 
 int RunBench(const BenchOptions& opt) {
   const int threads = ThreadPool::ResolveThreads(opt.threads);
-  std::printf("swa bench: %d threads, FMA unit %s; every ratio pairs a run with a reference burst taken\n"
-              "just before it (FMA peak, or STREAM triad for decode), as the machine's speed drifts.\n\n",
+  std::printf("swa bench: %d threads, FMA unit %s. Shares are best kernel rate over the best FMA-peak (or\n"
+              "STREAM triad) burst of this run; the bursts are taken right before each timed run.\n\n",
               threads, FmaPeakIsa());
   TriadBench triad(threads);
+  Ceilings ceil;
   const int reps = opt.quick ? 3 : 5;
   std::vector<Result> results;
-  std::printf("%-8s %-5s %6s %6s %6s %5s %4s %10s %9s %8s %9s %8s\n", "group", "dtype", "Lq", "Lk", "W", "H",
-              "D", "time_ms", "GFLOP/s", "%peak", "KV GB/s", "%triad");
+  std::printf("%-8s %-5s %6s %6s %6s %5s %4s %10s %9s %9s\n", "group", "dtype", "Lq", "Lk", "W", "H", "D",
+              "best_ms", "GFLOP/s", "KV GB/s");
   for (const Shape& s : ForwardShapes(opt.quick)) {
-    results.push_back(Measure(s, threads, reps, &triad));
+    results.push_back(Measure(s, threads, reps, &triad, &ceil));
     const Result& r = results.back();
-    std::printf("%-8s %-5s %6lld %6lld %6lld %2lld/%-2lld %4lld %10.3f %9.1f %7.1f%% %9.1f %7.1f%%\n",
-                s.group.c_str(), DtypeName(s.dtype), static_cast<long long>(s.lq), static_cast<long long>(s.lk),
+    std::printf("%-8s %-5s %6lld %6lld %6lld %2lld/%-2lld %4lld %10.3f %9.1f %9.1f\n", s.group.c_str(),
+                DtypeName(s.dtype), static_cast<long long>(s.lq), static_cast<long long>(s.lk),
                 static_cast<long long>(s.window), static_cast<long long>(s.hq), static_cast<long long>(s.hkv),
-                static_cast<long long>(s.dim), r.seconds * 1e3, r.gflops, 100 * r.peak_share, r.gbps,
-                100 * r.bw_share);
+                static_cast<long long>(s.dim), r.seconds * 1e3, r.gflops, r.gbps);
     std::fflush(stdout);
+  }
+  FillShares(ceil, &results);
+  std::printf("\nceilings seen in this run: FMA peak %.1f GFLOP/s, triad %.1f GB/s\n\n", ceil.fma_gflops,
+              ceil.triad_gbps);
+  std::printf("%-8s %-5s %6s %6s %8s %10s %10s\n", "group", "dtype", "Lk", "W", "D", "%FMA peak", "%triad");
+  for (const Result& r : results) {
+    std::printf("%-8s %-5s %6lld %6lld %8lld %9.1f%% %9.1f%%\n", r.shape.group.c_str(), DtypeName(r.shape.dtype),
+                static_cast<long long>(r.shape.lk), static_cast<long long>(r.shape.window),
+                static_cast<long long>(r.shape.dim), 100 * r.peak_share, 100 * r.bw_share);
   }
   const json targets = Targets(results, opt.quick);
   std::printf("\n%-45s %10s %10s %s\n", "target", "value", "bound", "met");
@@ -273,7 +285,12 @@ int RunBench(const BenchOptions& opt) {
                 t["bound"].get<double>(), t["met"].get<bool>() ? "yes" : "NO");
   }
   if (!opt.json_path.empty()) {
-    json doc = {{"threads", threads}, {"fma_isa", FmaPeakIsa()}, {"quick", opt.quick}, {"targets", targets}};
+    json doc = {{"threads", threads},
+                {"fma_isa", FmaPeakIsa()},
+                {"quick", opt.quick},
+                {"fma_peak_gflops", ceil.fma_gflops},
+                {"triad_gbps", ceil.triad_gbps},
+                {"targets", targets}};
     doc["forward"] = json::array();
     for (const Result& r : results) doc["forward"].push_back(ToJson(r));
     std::ofstream(opt.json_path) << doc.dump(2) << "\n";

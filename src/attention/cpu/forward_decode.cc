@@ -60,15 +60,59 @@ struct Partial {
   float* o;  // [rows][dim_padded]
 };
 
+// Rows [row0, row0 + count) of one head as float rows: in place for f32 (each row is
+// read once here, so the strided layout costs nothing), else converted into `buffer`.
+FloatRows StreamRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, size_t count, int64_t head,
+                     size_t dim_padded, float* buffer) {
+  if (dtype == DType::kF32) {
+    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
+            false};
+  }
+  return LoadRows(t, dtype, batch, row0, static_cast<int64_t>(count), head, dim_padded, buffer);
+}
+
+// O[r] += sum_j P[r][j] V[j] streaming each V row once; keys with P = 0 (masked) are
+// skipped, so a non-finite value a row cannot see never reaches it.
+void AccumulateRows(size_t rows, size_t cols, size_t dim, const float* HWY_RESTRICT pm, size_t ldp,
+                    const FloatRows& v, float* HWY_RESTRICT o, size_t ldo) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t full = dim / L * L;
+  const auto tail = hn::FirstN(d, dim - full);
+  for (size_t j = 0; j < cols; ++j) {
+    const float* vrow = v.data + j * v.stride;
+    for (size_t r = 0; r < rows; ++r) {
+      const float pj = pm[r * ldp + j];
+      if (pj == 0.0f) continue;
+      const auto vp = hn::Set(d, pj);
+      float* orow = o + r * ldo;
+      for (size_t e = 0; e < full; e += L) {
+        hn::Store(hn::MulAdd(vp, hn::LoadU(d, vrow + e), hn::Load(d, orow + e)), d, orow + e);
+      }
+      if (full < dim) {
+        const auto x = v.padded ? hn::LoadU(d, vrow + full) : hn::MaskedLoad(tail, d, vrow + full);
+        hn::Store(hn::MulAdd(vp, x, hn::Load(d, orow + full)), d, orow + full);
+      }
+    }
+  }
+}
+
+// `next` (or null): the following block, whose rows are prefetched meanwhile (rows of one
+// head are strided, which the hardware prefetchers do not follow).
 void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const KeySpan& span,
-                  const std::vector<BandRule>& rules, const KeyBlock& kb, Scratch& w) {
+                  const std::vector<BandRule>& rules, const KeyBlock& kb, const KeyBlock* next, Scratch& w) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded;
   const size_t rows = static_cast<size_t>(u.rows), lq = static_cast<size_t>(seq.lq);
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, u.kv_head, dp, w.kv.get());
+  if (next != nullptr) {
+    const int64_t n = next->end - next->begin;
+    PrefetchRows(span.k, p.dtype, span.batch, span.row0 + next->begin, n, u.kv_head);
+    PrefetchRows(span.v, p.dtype, span.batch, span.row0 + next->begin, n, u.kv_head);
+  }
+  const FloatRows k = StreamRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, u.kv_head, dp, w.kv.get());
   DotRows(rows, cols, dim, w.q.get(), dp, k.data, k.stride, k.padded, w.s.get(), kBlockK);
   for (size_t r = 0; r < rows; ++r) {
     const size_t hi = r / lq;  // head index within the unit
@@ -119,22 +163,10 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
       for (size_t e = 0; e < dp; e += L) hn::Store(hn::Mul(hn::Load(d, orow + e), va), d, orow + e);
     }
   }
-  // O += P . V (masked keys skipped when V is not finite; see forward.cc).
-  const FloatRows v = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, u.kv_head, dp,
-                               w.kv.get() + kBlockK * dp);
-  if (kb.full || AllFinite(v, cols, dim)) {
-    Gemm(rows, dim, cols, w.s.get(), kBlockK, 1, v.data, v.stride, w.o.get(), dp, true, v.padded);
-    return;
-  }
-  for (size_t r = 0; r < rows; ++r) {
-    float* orow = w.o.get() + r * dp;
-    const float* srow = w.s.get() + r * kBlockK;
-    for (size_t j = 0; j < cols; ++j) {
-      if (srow[j] == 0.0f) continue;  // masked (or underflowed: contributes nothing either way)
-      const float* vrow = v.data + j * v.stride;
-      for (size_t e = 0; e < dim; ++e) orow[e] += srow[j] * vrow[e];
-    }
-  }
+  // O += P . V.
+  const FloatRows v =
+      StreamRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, u.kv_head, dp, w.kv.get() + kBlockK * dp);
+  AccumulateRows(rows, cols, dim, w.s.get(), kBlockK, v, w.o.get(), dp);
 }
 
 // Runs piece `piece` of unit u. Writes the rows' final outputs when the unit has one
@@ -176,7 +208,8 @@ void RunPiece(const Problem& p, const Unit& u, int64_t piece, int64_t pieces, co
       }
       rules_span = wb.span;
     }
-    ProcessBlock(p, u, seq, span, rules, wb.kb, w);
+    const KeyBlock* next = b + 1 < end && w.blocks[b + 1].span == wb.span ? &w.blocks[b + 1].kb : nullptr;
+    ProcessBlock(p, u, seq, span, rules, wb.kb, next, w);
   }
 
   if (pieces > 1) {

@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""Regenerates docs/BENCHMARKS.md and docs/bench_scaling.png.
+
+Runs `build/swa bench --json` (every number there is a ratio measured in one run: share
+of the FMA peak measured by a burst right before each timed run, time against full
+causal attention, decode bandwidth against a STREAM triad), then, if Debian's
+python3-torch is installed, times swa (through libswa.so with ctypes) against PyTorch's
+dense masked attention at the same shapes in this one process.
+
+usage: scripts/bench_report.py [--quick] [--build build] [--out docs]
+"""
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def run_swa_bench(build, quick):
+    path = os.path.join(build, "bench.json")
+    cmd = [os.path.join(build, "swa"), "bench", "--json", path] + (["--quick"] if quick else [])
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    with open(path) as f:
+        return json.load(f)
+
+
+class SwaTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int), ("device", ctypes.c_int),
+                ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4)]
+
+
+class SwaParams(ctypes.Structure):
+    _fields_ = [("window_left", ctypes.c_int64), ("window_right", ctypes.c_int64),
+                ("head_window_left", ctypes.c_void_p), ("head_window_right", ctypes.c_void_p),
+                ("causal", ctypes.c_int), ("scale", ctypes.c_float), ("softcap", ctypes.c_float),
+                ("alibi_slopes", ctypes.c_void_p), ("sink_tokens", ctypes.c_int64),
+                ("sink_logits", ctypes.c_void_p), ("chunk_size", ctypes.c_int64),
+                ("chunk_overlap", ctypes.c_int64), ("global_tokens", ctypes.c_void_p),
+                ("num_global_tokens", ctypes.c_int64), ("cu_seqlens_q", ctypes.c_void_p),
+                ("cu_seqlens_k", ctypes.c_void_p), ("num_seqs", ctypes.c_int64), ("num_threads", ctypes.c_int)]
+
+
+def as_tensor(a):
+    t = SwaTensor()
+    t.data = a.ctypes.data
+    t.dtype = 0
+    t.device = 0
+    for i in range(4):
+        t.shape[i] = a.shape[i]
+        t.stride[i] = a.strides[i] // a.itemsize
+    return t
+
+
+def torch_side_by_side(build, quick, threads):
+    """swa vs PyTorch dense masked attention, same process, interleaved runs."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    lib = ctypes.CDLL(os.path.join(build, "libswa.so"))
+    lib.swa_attention_forward.restype = ctypes.c_int
+    rows = []
+    shapes = [(1024, 256), (2048, 256)] if quick else [(2048, 512), (4096, 1024), (8192, 1024)]
+    heads, dim = 8, 128
+    for n, w in shapes:
+        rng = np.random.default_rng(0)
+        q, k, v = (rng.standard_normal((1, n, heads, dim), dtype=np.float32) for _ in range(3))
+        out = np.empty_like(q)
+        lse = np.empty((1, heads, n), dtype=np.float32)
+        p = SwaParams()
+        lib.swa_attention_params_init(ctypes.byref(p))
+        p.window_left, p.window_right, p.causal, p.num_threads = w - 1, 0, 1, threads
+        tq, tk, tv, to = as_tensor(q), as_tensor(k), as_tensor(v), as_tensor(out)
+        tq_, tk_, tv_ = (torch.from_numpy(x).transpose(1, 2) for x in (q, k, v))  # [B, H, N, D]
+        i = torch.arange(n)
+        mask = (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - w)  # key j visible to query i
+
+        def run_swa():
+            rc = lib.swa_attention_forward(ctypes.byref(p), ctypes.byref(tq), ctypes.byref(tk), ctypes.byref(tv),
+                                           ctypes.byref(to), lse.ctypes.data_as(ctypes.c_void_p))
+            assert rc == 0
+
+        def run_torch():
+            with torch.no_grad():
+                s = torch.matmul(tq_, tk_.transpose(-1, -2)) / dim ** 0.5
+                s = s.masked_fill(~mask, float("-inf"))
+                return torch.matmul(torch.softmax(s, dim=-1), tv_)
+
+        run_swa()
+        ref = run_torch().transpose(1, 2).numpy()
+        err = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
+        ratios, t_swa, t_torch = [], [], []
+        for _ in range(3):
+            t0 = time.perf_counter(); run_swa(); a = time.perf_counter() - t0
+            t0 = time.perf_counter(); run_torch(); b = time.perf_counter() - t0
+            t_swa.append(a); t_torch.append(b); ratios.append(b / a)
+        rows.append({"n": n, "window": w, "heads": heads, "head_dim": dim, "swa_ms": 1e3 * statistics.median(t_swa),
+                     "torch_ms": 1e3 * statistics.median(t_torch), "torch_over_swa": statistics.median(ratios),
+                     "max_rel_diff": err})
+        print(f"torch side-by-side N={n} W={w}: torch/swa = {rows[-1]['torch_over_swa']:.1f}x "
+              f"(max rel diff {err:.1e})", flush=True)
+    return {"torch_version": torch.__version__, "rows": rows}
+
+
+def plot(bench, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fwd = bench["forward"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sn = [r for r in fwd if r["group"] == "scale_n"]
+    axes[0].plot([r["lk"] for r in sn], [1e3 * r["seconds"] for r in sn], "o-", label="swa, W fixed")
+    if sn:
+        r0 = sn[0]
+        xs = [r["lk"] for r in sn]
+        axes[0].plot(xs, [1e3 * r0["seconds"] * x / r0["lk"] for x in xs], "--", color="gray", label="linear in N")
+    axes[0].set_xlabel("sequence length N")
+    axes[0].set_ylabel("forward time (ms)")
+    axes[0].set_title(f"time vs N (causal window W={sn[0]['window'] if sn else '?'})")
+    axes[0].legend()
+    sw = [r for r in fwd if r["group"] == "scale_w" and r["window"] > 0]
+    full = [r for r in fwd if r["group"] == "scale_w" and r["window"] < 0]
+    axes[1].plot([r["window"] for r in sw], [1e3 * r["seconds"] for r in sw], "o-", label="swa")
+    if full:
+        axes[1].axhline(1e3 * full[0]["seconds"], color="red", linestyle=":", label="full causal")
+    axes[1].set_xscale("log", base=2)
+    axes[1].set_xlabel("window W")
+    axes[1].set_ylabel("forward time (ms)")
+    axes[1].set_title(f"time vs W (N={sw[0]['lk'] if sw else '?'})")
+    axes[1].legend()
+    fig.suptitle("times from one run; the ratios in BENCHMARKS.md are the results")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write_markdown(bench, torch_rows, path, command):
+    L = []
+    L.append("# Benchmarks\n")
+    L.append(f"Regenerate with `{command}` (after `./scripts/run.sh` or a build in `build/`).\n")
+    L.append(f"Measured {datetime.date.today()} on `{platform.node()}` ({platform.processor() or platform.machine()}), "
+             f"{bench['threads']} threads, FMA unit `{bench['fma_isa']}`. Every figure below is a ratio from one run: "
+             "the FMA peak (or STREAM triad for decode) is measured by a short burst right before each timed run, "
+             "because this shared machine's speed drifts by several times within minutes; medians of 5 pairs.\n")
+    L.append("FLOPs count 4·Hq·D per visible (query, key) pair. Absolute times are shown for context only.\n")
+    L.append("## Targets (issue 3)\n")
+    L.append("| target | value | bound | met |")
+    L.append("|---|---|---|---|")
+    for t in bench["targets"]:
+        L.append(f"| {t['target']} | {t['value']:.3f} | {t['bound']:.2f} | {'yes' if t['met'] else '**no**'} |")
+    L.append("")
+    L.append("## Forward\n")
+    L.append("| group | dtype | Lq | Lk | W | Hq/Hkv | D | share of FMA peak | GFLOP/s | time (ms) | KV GB/s | share of triad |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in bench["forward"]:
+        w = "full" if r["window"] < 0 else r["window"]
+        L.append(f"| {r['group']} | {r['dtype']} | {r['lq']} | {r['lk']} | {w} | {r['hq']}/{r['hkv']} | {r['head_dim']} | "
+                 f"{100 * r['fraction_of_fma_peak']:.1f}% | {r['gflops']:.1f} | {1e3 * r['seconds']:.2f} | "
+                 f"{r['kv_gbps']:.1f} | {100 * r['fraction_of_triad_bandwidth']:.1f}% |")
+    L.append("")
+    L.append("![time vs N and W](bench_scaling.png)\n")
+    if torch_rows:
+        L.append(f"## Side by side with PyTorch {torch_rows['torch_version']} dense masked attention\n")
+        L.append("Same process, same inputs, interleaved runs (causal window, f32, H=8, D=128); PyTorch computes the "
+                 "full N×N scores and masks them, which is what a user would otherwise write.\n")
+        L.append("| N | W | torch / swa time | max rel diff |")
+        L.append("|---|---|---|---|")
+        for r in torch_rows["rows"]:
+            L.append(f"| {r['n']} | {r['window']} | {r['torch_over_swa']:.1f}x | {r['max_rel_diff']:.1e} |")
+        L.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--out", default="docs")
+    args = ap.parse_args()
+    bench = run_swa_bench(args.build, args.quick)
+    torch_rows = torch_side_by_side(args.build, args.quick, bench["threads"])
+    os.makedirs(args.out, exist_ok=True)
+    plot(bench, os.path.join(args.out, "bench_scaling.png"))
+    write_markdown(bench, torch_rows, os.path.join(args.out, "BENCHMARKS.md"),
+                   "scripts/bench_report.py" + (" --quick" if args.quick else ""))
+    with open(os.path.join(args.out, "bench.json"), "w") as f:
+        json.dump({"swa": bench, "torch": torch_rows}, f, indent=1)
+    print("wrote", os.path.join(args.out, "BENCHMARKS.md"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
