@@ -1,6 +1,7 @@
 // The C ABI entry points: validate everything, then dispatch.
 #include <cstring>
 
+#include "attention/cpu/backward.h"
 #include "attention/cpu/forward.h"
 #include "attention/validate.h"
 #include "common/parallel.h"
@@ -37,7 +38,7 @@ SWA_API int swa_attention_backward(const swa_attention_params* p, const swa_tens
   return swa::GuardCall([&] {
     swa::attention::BackwardTensors grads;
     const auto vp = swa::attention::ValidateBackward(p, q, k, v, out, lse, dout, dq, dk, dv, dsink, &grads);
-    throw swa::Error(SWA_ERR_UNSUPPORTED, "swa_attention_backward is not implemented yet");
+    swa::attention::cpu::Backward(vp->problem, grads, swa::ThreadPool::Default());
   });
 }
 

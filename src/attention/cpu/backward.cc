@@ -1,0 +1,431 @@
+// The CPU backward (DESIGN.md section 1, "Backward") in the FlashAttention-2 manner,
+// compiled for every Highway target and dispatched at run time.
+//
+// Per visible pair (i, j) of query head h, with x = scale q_i.k_j and s the final score
+// (after softcap and ALiBi):
+//   P_ij  = exp(s_ij - lse_i)         recomputed from the forward's lse (+inf gives 0)
+//   D_i   = dO_i . O_i                (= sum_j P_ij dP_ij), from the forward's out
+//   dP_ij = dO_i . v_j
+//   dX_ij = P_ij (dP_ij - D_i) (1 - tanh^2(x_ij / softcap) with a softcap)
+//   dV_j += P_ij dO_i,   dK_j += scale dX_ij q_i,   dQ_i += scale dX_ij k_j
+//   dsink_h = -sum_i exp(sink_h - lse_i) D_i
+//
+// Work: a task is a segment of kSegment keys of one kv head of one sequence. It walks
+// the segment's key blocks and, for each query head of the group, the query blocks that
+// the schedule says see them; dK and dV of the segment are complete inside the task, so
+// they need no atomics. Tiles are [query][key], keys in the vector lanes: S = Q (scale
+// K)^T and dP = dO V^T broadcast Q and dO straight from their rows against K^T and V^T,
+// which are transposed once per key block; dV, dK and dQ then broadcast P and dS.
+//
+// dQ contributions of different tasks overlap. Each task sums its own into a private
+// buffer covering only the query blocks its keys reach, and the buffers are added into
+// dq strictly in task order (ordered_commits.h): every dq element is summed in an order
+// fixed by the problem, so the bits do not depend on the thread count.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "attention/cpu/backward.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <new>
+#include <vector>
+
+#include "attention/cpu/backward.h"
+#include "attention/cpu/ordered_commits.h"
+#include "attention/cpu/tile_ops-inl.h"
+#include "attention/grid.h"
+#include "attention/rule.h"
+#include "attention/schedule.h"
+#include "common/error.h"
+#include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace swa::attention::cpu::HWY_NAMESPACE {
+namespace {
+
+constexpr size_t kBlock = 64;                // query rows and keys of one tile
+constexpr int64_t kSegment = 4 * kBlock;     // keys per task: fewer, larger dq commits
+constexpr int64_t kRowsPerPrepTask = 256;    // rows per task of the D_i and final passes
+
+using Floats = hwy::AlignedFreeUniquePtr<float[]>;
+
+Floats AllocateFloats(size_t n) {
+  Floats p = hwy::AllocateAligned<float>(std::max<size_t>(n, 1));
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+// A reusable aligned buffer that grows on demand.
+struct GrowableFloats {
+  Floats data;
+  size_t capacity = 0;
+  float* Reserve(size_t n) {
+    if (n > capacity) {
+      data = AllocateFloats(n);
+      capacity = n;
+    }
+    return data.get();
+  }
+};
+
+// Rows of one head as f32: the tensor itself for f32 (its row stride; only `dim`
+// elements of a row may be read), else converted and zero-padded to whole vectors.
+struct RowBlock {
+  const float* data;
+  size_t stride;
+  bool padded;
+};
+
+RowBlock ReadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, size_t rows, int64_t head,
+                  size_t dim_padded, float* buffer) {
+  if (dtype == DType::kF32) {
+    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
+            false};
+  }
+  const size_t esize = static_cast<size_t>(DTypeSize(dtype));
+  for (size_t r = 0; r < rows; ++r) {
+    const void* src =
+        static_cast<const char*>(t.data) + t.Offset(batch, row0 + static_cast<int64_t>(r), head) * esize;
+    RowToFloat(src, dtype, static_cast<size_t>(t.dim), dim_padded, buffer + r * dim_padded);
+  }
+  return {buffer, dim_padded, true};
+}
+
+// The call's inputs and the state shared by all tasks.
+struct Context {
+  const Problem& p;
+  const BackwardTensors& g;
+  size_t dim = 0, dp = 0;         // head_dim, and padded to whole vectors
+  float* delta = nullptr;         // [batch, hq, q.seqlen]: D_i, indexed like lse
+  float* dq_acc = nullptr;        // [batch, q.seqlen, hq, dim]: f32 sums for a 16-bit dq
+  float scale = 1.0f;
+
+  // Where row (b, l) of head h of dq is summed: dq itself for f32, else dq_acc.
+  float* DqRow(int64_t b, int64_t l, int64_t h) const {
+    if (dq_acc == nullptr) return static_cast<float*>(g.dq.data) + g.dq.Offset(b, l, h);
+    return dq_acc + ((b * p.q.seqlen + l) * p.hq + h) * static_cast<int64_t>(dim);
+  }
+};
+
+// dst[0..n) += src[0..n); never touches dst past n.
+void AddRow(const float* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t e = 0;
+  for (; e + L <= n; e += L) hn::StoreU(hn::Add(hn::LoadU(d, dst + e), hn::LoadU(d, src + e)), d, dst + e);
+  for (; e < n; ++e) dst[e] += src[e];
+}
+
+// Pass 1, rows [begin, end) of one head: D_i = dO_i . O_i, and zeroes the rows of an
+// f32 dq (summed in place). Returns sum_i exp(sink - lse_i) D_i (0 without sinks).
+double PrepareRows(const Context& c, const BlockTask& task, float* out_row, float* dout_row) {
+  const Problem& p = c.p;
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const Sequence seq = p.Seq(task.seq);
+  const int64_t h = task.head;
+  const size_t esize = static_cast<size_t>(DTypeSize(p.dtype));
+  double sink_sum = 0;
+  for (int64_t i = task.begin; i < task.end; ++i) {
+    const int64_t l = seq.q_begin + i;
+    RowToFloat(static_cast<const char*>(p.out.data) + p.out.Offset(seq.batch, l, h) * esize, p.dtype, c.dim, c.dp,
+               out_row);
+    RowToFloat(static_cast<const char*>(c.g.dout.data) + c.g.dout.Offset(seq.batch, l, h) * esize, p.dtype,
+               c.dim, c.dp, dout_row);
+    auto acc = hn::Zero(d);
+    for (size_t e = 0; e < c.dp; e += L) acc = hn::MulAdd(hn::Load(d, out_row + e), hn::Load(d, dout_row + e), acc);
+    const float delta = hn::GetLane(hn::SumOfLanes(d, acc));
+    const int64_t index = p.LseIndex(seq, h, i);
+    c.delta[index] = delta;
+    if (p.sink_logits != nullptr) {
+      sink_sum += static_cast<double>(std::exp(p.sink_logits[h] - c.g.lse[index]) * delta);
+    }
+    if (c.dq_acc == nullptr) std::fill_n(c.DqRow(seq.batch, l, h), c.dim, 0.0f);
+  }
+  return sink_sum;
+}
+
+// One dQ buffer of OrderedCommits: the task's contributions to the query blocks its
+// keys reach, one [kBlock][dp] tile per (query head, query block).
+struct Slot {
+  GrowableFloats tiles;
+  int64_t seq = 0;
+  std::vector<std::pair<int64_t, QueryBlock>> entries;  // (query head, rows) of each tile
+};
+
+// Per-worker tiles, allocated once per call.
+struct Scratch {
+  Floats kt, vt;      // [dim][kBlock]  (scale K)^T and V^T of the key block
+  Floats kv;          // [2][kBlock][dp]  K and V rows as f32 (16-bit dtypes)
+  Floats qo;          // [2][kBlock][dp]  Q and dO rows as f32 (16-bit dtypes)
+  Floats dk, dv;      // [kBlock][dp]  sums for the key block
+  Floats s, ds;       // [kBlock][kBlock]  S, then P; dP, then scale * dX
+  Floats lse, delta;  // [kBlock]
+  std::vector<uint8_t> visible;
+  std::vector<QueryBlock> blocks;
+  std::vector<BandRule> rules;                        // [group]
+  std::vector<std::vector<QueryBlock>> head_blocks;   // [group] the segment's schedule
+  std::vector<size_t> head_entry;                     // [group] first tile of the head
+
+  void Allocate(size_t dim, size_t dp, int64_t group) {
+    kt = AllocateFloats(dim * kBlock);
+    vt = AllocateFloats(dim * kBlock);
+    kv = AllocateFloats(2 * kBlock * dp);
+    qo = AllocateFloats(2 * kBlock * dp);
+    dk = AllocateFloats(kBlock * dp);
+    dv = AllocateFloats(kBlock * dp);
+    s = AllocateFloats(kBlock * kBlock);
+    ds = AllocateFloats(kBlock * kBlock);
+    lse = AllocateFloats(kBlock);
+    delta = AllocateFloats(kBlock);
+    visible.resize(kBlock);
+    head_blocks.resize(static_cast<size_t>(group));
+    head_entry.resize(static_cast<size_t>(group));
+  }
+};
+
+// Turns the S and dP tiles of rows x cols into P and scale * dX (see the top), in place.
+void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const QueryBlock& qb, int64_t kb0,
+                       size_t cols, Scratch& w) {
+  const Problem& p = c.p;
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t rows = static_cast<size_t>(qb.end - qb.begin);
+  const size_t col_vectors = (cols + L - 1) / L;
+  const bool softcap = p.softcap > 0, alibi = p.alibi_slopes != nullptr;
+  const auto cap = hn::Set(d, p.softcap), inv_cap = hn::Set(d, softcap ? 1.0f / p.softcap : 0.0f);
+  const auto slope = hn::Set(d, alibi ? p.alibi_slopes[h] : 0.0f);
+  const auto scale = hn::Set(d, c.scale), one = hn::Set(d, 1.0f), iota = hn::Iota(d, 0.0f);
+  for (size_t r = 0; r < rows; ++r) {
+    float* srow = w.s.get() + r * kBlock;
+    float* dsrow = w.ds.get() + r * kBlock;
+    const float lse = w.lse[r];
+    if (lse == std::numeric_limits<float>::infinity()) {  // the row sees no key: P = 0
+      std::fill_n(srow, col_vectors * L, 0.0f);
+      std::fill_n(dsrow, col_vectors * L, 0.0f);
+      continue;
+    }
+    const auto vlse = hn::Set(d, lse), vdelta = hn::Set(d, w.delta[r]);
+    // Distance p - j of the row's position to the block's first key.
+    const float rel = static_cast<float>(rule.Position(qb.begin + static_cast<int64_t>(r)) - kb0);
+    for (size_t v = 0; v < col_vectors; ++v) {
+      const auto x = hn::Load(d, srow + v * L);
+      auto s = x, dx_ds = one;
+      if (softcap) {
+        const auto t = hn::Tanh(d, hn::Mul(x, inv_cap));
+        s = hn::Mul(cap, t);
+        dx_ds = hn::NegMulAdd(t, t, one);  // d(c tanh(x / c)) / dx = 1 - tanh^2
+      }
+      if (alibi) {
+        const auto dist = hn::Abs(hn::Sub(hn::Set(d, rel - static_cast<float>(v * L)), iota));
+        s = hn::NegMulAdd(slope, dist, s);
+      }
+      const auto prob = ExpNonPositive(d, hn::Sub(s, vlse));
+      const auto dprob = hn::Load(d, dsrow + v * L);
+      const auto dx = hn::Mul(hn::Mul(prob, hn::Sub(dprob, vdelta)), hn::Mul(dx_ds, scale));
+      hn::Store(prob, d, srow + v * L);
+      hn::Store(dx, d, dsrow + v * L);
+    }
+  }
+  if (qb.full) return;
+  for (size_t r = 0; r < rows; ++r) {
+    RowVisibility(rule, qb.begin + static_cast<int64_t>(r), kb0, kb0 + static_cast<int64_t>(cols), w.visible.data());
+    for (size_t j = 0; j < cols; ++j) {
+      if (w.visible[j]) continue;
+      w.s[r * kBlock + j] = 0.0f;
+      w.ds[r * kBlock + j] = 0.0f;
+    }
+  }
+}
+
+// One tile: query block qb of head h against the key block at kb0 (K^T, V^T and the K
+// rows already prepared). Adds into the block's dK, dV sums and into dq_tile.
+void RunTile(const Context& c, const Sequence& seq, int64_t h, const BandRule& rule, const QueryBlock& qb,
+             int64_t kb0, size_t cols, const RowBlock& k, float* dq_tile, Scratch& w) {
+  const Problem& p = c.p;
+  const size_t dim = c.dim, dp = c.dp;
+  const size_t rows = static_cast<size_t>(qb.end - qb.begin);
+  const int64_t row0 = seq.q_begin + qb.begin;
+  const RowBlock q = ReadRows(p.q, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get());
+  const RowBlock dout = ReadRows(c.g.dout, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get() + kBlock * dp);
+  for (size_t r = 0; r < rows; ++r) {
+    const int64_t index = p.LseIndex(seq, h, qb.begin + static_cast<int64_t>(r));
+    w.lse[r] = c.g.lse[index];
+    w.delta[r] = c.delta[index];
+  }
+  // S = Q (scale K)^T and dP = dO V^T, [rows][cols].
+  Gemm(rows, cols, dim, q.data, q.stride, 1, w.kt.get(), kBlock, w.s.get(), kBlock, false, true);
+  Gemm(rows, cols, dim, dout.data, dout.stride, 1, w.vt.get(), kBlock, w.ds.get(), kBlock, false, true);
+  ScoresToGradients(c, rule, h, qb, kb0, cols, w);
+  // dV += P^T dO and dK += (scale dX)^T Q: A is read transposed (a_rs = 1).
+  Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout.data, dout.stride, w.dv.get(), dp, true, dout.padded);
+  Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q.data, q.stride, w.dk.get(), dp, true, q.padded);
+  // dQ += (scale dX) K.
+  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k.data, k.stride, dq_tile, dp, true, k.padded);
+}
+
+// Transposes rows x dim of `src` into dst[dim][kBlock] times `mul`; zero columns pad
+// the block so that whole-vector reads of dst stay finite.
+void TransposeBlock(const RowBlock& src, size_t rows, size_t dim, float mul, float* dst) {
+  for (size_t e = 0; e < dim; ++e) {
+    float* out = dst + e * kBlock;
+    for (size_t j = 0; j < rows; ++j) out[j] = src.data[j * src.stride + e] * mul;
+    std::fill(out + rows, out + kBlock, 0.0f);
+  }
+}
+
+// Pass 2: one task, keys [task.begin, task.end) of kv head task.head.
+void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot) {
+  const Problem& p = c.p;
+  const size_t dim = c.dim, dp = c.dp, tile = kBlock * dp;
+  const Sequence seq = p.Seq(task.seq);
+  const int64_t kvh = task.head, group = p.group();
+  slot.seq = task.seq;
+  slot.entries.clear();
+  w.rules.clear();
+  for (int64_t gi = 0; gi < group; ++gi) {
+    const int64_t h = kvh * group + gi;
+    w.rules.emplace_back(p.mask, p.windows[h], seq.lq, seq.lk);
+    ScheduleKeyBlock(w.rules.back(), task.begin, task.end, kBlock, &w.head_blocks[gi]);
+    w.head_entry[gi] = slot.entries.size();
+    for (const QueryBlock& qb : w.head_blocks[gi]) slot.entries.push_back({h, qb});
+  }
+  float* tiles = slot.tiles.Reserve(slot.entries.size() * tile);
+  std::fill_n(tiles, slot.entries.size() * tile, 0.0f);
+
+  const size_t esize = static_cast<size_t>(DTypeSize(p.dtype));
+  for (int64_t kb0 = task.begin; kb0 < task.end; kb0 += static_cast<int64_t>(kBlock)) {
+    const size_t cols = static_cast<size_t>(std::min<int64_t>(kBlock, task.end - kb0));
+    const int64_t key0 = seq.k_begin + kb0;
+    const RowBlock k = ReadRows(p.k, p.dtype, seq.batch, key0, cols, kvh, dp, w.kv.get());
+    const RowBlock v = ReadRows(p.v, p.dtype, seq.batch, key0, cols, kvh, dp, w.kv.get() + kBlock * dp);
+    TransposeBlock(k, cols, dim, c.scale, w.kt.get());
+    TransposeBlock(v, cols, dim, 1.0f, w.vt.get());
+    std::fill_n(w.dk.get(), cols * dp, 0.0f);
+    std::fill_n(w.dv.get(), cols * dp, 0.0f);
+    for (int64_t gi = 0; gi < group; ++gi) {
+      const std::vector<QueryBlock>& seg = w.head_blocks[gi];
+      ScheduleKeyBlock(w.rules[gi], kb0, kb0 + static_cast<int64_t>(cols), kBlock, &w.blocks);
+      for (const QueryBlock& qb : w.blocks) {
+        // The segment's schedule lists every block that any of its key blocks lists.
+        const auto it = std::lower_bound(seg.begin(), seg.end(), qb.begin,
+                                         [](const QueryBlock& b, int64_t begin) { return b.begin < begin; });
+        if (it == seg.end() || it->begin != qb.begin) throw Error(SWA_ERR_INTERNAL, "backward: schedule mismatch");
+        float* dq_tile = tiles + (w.head_entry[gi] + static_cast<size_t>(it - seg.begin())) * tile;
+        RunTile(c, seq, kvh * group + gi, w.rules[gi], qb, kb0, cols, k, dq_tile, w);
+      }
+    }
+    for (size_t j = 0; j < cols; ++j) {
+      const int64_t key = key0 + static_cast<int64_t>(j);
+      RowFromFloat(w.dk.get() + j * dp, 1.0f, dim, p.dtype,
+                   static_cast<char*>(c.g.dk.data) + c.g.dk.Offset(seq.batch, key, kvh) * esize);
+      RowFromFloat(w.dv.get() + j * dp, 1.0f, dim, p.dtype,
+                   static_cast<char*>(c.g.dv.data) + c.g.dv.Offset(seq.batch, key, kvh) * esize);
+    }
+  }
+}
+
+// Adds a finished task's dQ tiles into the dq sums.
+void CommitSlot(const Context& c, const Slot& slot) {
+  const Sequence seq = c.p.Seq(slot.seq);
+  const size_t tile = kBlock * c.dp;
+  for (size_t e = 0; e < slot.entries.size(); ++e) {
+    const auto& [h, qb] = slot.entries[e];
+    const float* src = slot.tiles.data.get() + e * tile;
+    for (int64_t i = qb.begin; i < qb.end; ++i) {
+      AddRow(src + static_cast<size_t>(i - qb.begin) * c.dp, c.dim, c.DqRow(seq.batch, seq.q_begin + i, h));
+    }
+  }
+}
+
+}  // namespace
+
+void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const size_t dim = static_cast<size_t>(p.dim);
+  Context c{p, g};
+  c.dim = dim;
+  c.dp = (dim + L - 1) / L * L;
+  c.scale = p.scale;
+  const int max_threads = ThreadPool::ResolveThreads(p.threads);
+
+  std::vector<float> delta(static_cast<size_t>(p.batch * p.hq * p.q.seqlen));
+  c.delta = delta.data();
+  std::vector<float> dq_acc;
+  if (p.dtype != DType::kF32) {
+    dq_acc.assign(static_cast<size_t>(p.batch * p.q.seqlen * p.hq) * dim, 0.0f);
+    c.dq_acc = dq_acc.data();
+  }
+
+  // Pass 1: D_i per row, the dsink sums, a zeroed f32 dq.
+  const BlockGrid row_grid(p, p.hq, kRowsPerPrepTask, /*over_keys=*/false);
+  std::vector<double> sink_sums(static_cast<size_t>(row_grid.size()), 0.0);
+  {
+    const int threads = static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(row_grid.size(), 1)));
+    std::vector<Floats> rows(static_cast<size_t>(threads));
+    for (Floats& r : rows) r = AllocateFloats(2 * c.dp);
+    pool.ParallelFor(row_grid.size(), threads, [&](int64_t t, int worker) {
+      float* buf = rows[static_cast<size_t>(worker)].get();
+      sink_sums[static_cast<size_t>(t)] = PrepareRows(c, row_grid.At(t), buf, buf + c.dp);
+    });
+  }
+  if (g.dsink != nullptr) {
+    // Summed per head in task order: independent of the thread count.
+    std::vector<double> per_head(static_cast<size_t>(p.hq), 0.0);
+    for (int64_t t = 0; t < row_grid.size(); ++t) per_head[row_grid.At(t).head] += sink_sums[t];
+    for (int64_t h = 0; h < p.hq; ++h) g.dsink[h] = static_cast<float>(0.0 - per_head[h]);  // +0 for no rows
+  }
+
+  // Pass 2: key segments; dK and dV written per task, dQ committed in task order.
+  const BlockGrid key_grid(p, p.hkv, kSegment, /*over_keys=*/true);
+  const int threads = static_cast<int>(std::min<int64_t>(max_threads, key_grid.size()));
+  if (threads > 0) {
+    std::vector<Scratch> scratch(static_cast<size_t>(threads));
+    for (Scratch& s : scratch) s.Allocate(dim, c.dp, p.group());
+    std::vector<Slot> slots(static_cast<size_t>(2 * threads));
+    OrderedCommits commits(static_cast<int64_t>(slots.size()));
+    pool.ParallelFor(key_grid.size(), threads, [&](int64_t t, int worker) {
+      if (!commits.WaitForSlot(t)) return;
+      try {
+        RunSegment(c, key_grid.At(t), scratch[static_cast<size_t>(worker)], slots[t % slots.size()]);
+        commits.Finish(t, [&](int64_t, int64_t slot) { CommitSlot(c, slots[static_cast<size_t>(slot)]); });
+      } catch (...) {
+        commits.Abort();
+        throw;
+      }
+    });
+    if (commits.committed() != key_grid.size()) throw Error(SWA_ERR_INTERNAL, "backward: dq commits incomplete");
+  }
+
+  // Pass 3: a 16-bit dq is rounded once, from the f32 sums.
+  if (c.dq_acc != nullptr) {
+    const size_t esize = static_cast<size_t>(DTypeSize(p.dtype));
+    pool.ParallelFor(row_grid.size(), max_threads, [&](int64_t t, int) {
+      const BlockTask task = row_grid.At(t);
+      const Sequence seq = p.Seq(task.seq);
+      for (int64_t i = task.begin; i < task.end; ++i) {
+        const int64_t l = seq.q_begin + i;
+        RowFromFloat(c.DqRow(seq.batch, l, task.head), 1.0f, dim, p.dtype,
+                     static_cast<char*>(g.dq.data) + g.dq.Offset(seq.batch, l, task.head) * esize);
+      }
+    });
+  }
+}
+
+}  // namespace swa::attention::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace swa::attention::cpu {
+
+HWY_EXPORT(BackwardImpl);
+
+void Backward(const Problem& p, const BackwardTensors& g, ThreadPool& pool) {
+  HWY_DYNAMIC_DISPATCH(BackwardImpl)(p, g, pool);
+}
+
+}  // namespace swa::attention::cpu
+#endif
