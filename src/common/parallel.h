@@ -49,7 +49,7 @@ class ThreadPool {
   std::atomic<bool> failed_{false};
   int active_workers_ = 0;  // helpers taking part in the current call
   int busy_ = 0;            // helpers not yet finished with the current call
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
   std::exception_ptr error_;
 };

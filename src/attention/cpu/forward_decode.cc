@@ -11,6 +11,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -266,20 +267,23 @@ void ForwardDecodeImpl(const Problem& p, ThreadPool& pool) {
   const int threads = ThreadPool::ResolveThreads(p.threads);
   std::vector<Scratch> scratch(threads);
   for (Scratch& s : scratch) s.Allocate(static_cast<size_t>(p.dim));
-  // Pieces per unit, from the number of key blocks each unit visits.
+  // Pieces per unit, from the number of key blocks each unit visits. A handful of units
+  // (one decode step of one stream) is counted inline: waking the pool costs more.
   std::vector<int64_t> pieces(units.size());
-  pool.ParallelFor(static_cast<int64_t>(units.size()), threads, [&](int64_t t, int worker) {
+  auto count = [&](int64_t t, int worker) {
     Scratch& w = scratch[worker];
     decode::UnitBlocks(p, units[t], &w.spans, &w.blocks, &w.schedule);
     const int64_t n = static_cast<int64_t>(w.blocks.size());
     pieces[t] = std::max<int64_t>(1, (n + decode::kSplitBlocks - 1) / decode::kSplitBlocks);
-  });
+  };
+  pool.ParallelFor(static_cast<int64_t>(units.size()), units.size() <= 64 ? 1 : threads, count);
   // Tasks: (unit, piece). Partial states live in one buffer, for split units only.
   const size_t dp = scratch[0].dim_padded;
   std::vector<int64_t> task_begin(units.size() + 1, 0), state_begin(units.size() + 1, 0);
   for (size_t u = 0; u < units.size(); ++u) {
     task_begin[u + 1] = task_begin[u] + pieces[u];
-    state_begin[u + 1] = state_begin[u] + (pieces[u] > 1 ? pieces[u] * units[u].rows * (static_cast<int64_t>(dp) + 2) : 0);
+    state_begin[u + 1] =
+        state_begin[u] + (pieces[u] > 1 ? pieces[u] * units[u].rows * (static_cast<int64_t>(dp) + 2) : 0);
   }
   auto state = hwy::AllocateAligned<float>(static_cast<size_t>(std::max<int64_t>(1, state_begin.back())));
   auto part = [&](size_t u, int64_t s) {
@@ -287,17 +291,20 @@ void ForwardDecodeImpl(const Problem& p, ThreadPool& pool) {
     float* base = state.get() + state_begin[u] + s * rows * (static_cast<int64_t>(dp) + 2);
     return Partial{base, base + rows, base + 2 * rows};
   };
+  // The worker that finishes a unit's last piece merges its pieces (in piece order, so
+  // the result does not depend on which worker that is).
+  std::vector<std::atomic<int64_t>> remaining(units.size());
+  for (size_t u = 0; u < units.size(); ++u) remaining[u].store(pieces[u], std::memory_order_relaxed);
   pool.ParallelFor(task_begin.back(), threads, [&](int64_t t, int worker) {
     const size_t u = std::upper_bound(task_begin.begin(), task_begin.end(), t) - task_begin.begin() - 1;
     const int64_t s = t - task_begin[u];
     const Partial pt = part(u, s);
     RunPiece(p, units[u], s, pieces[u], &pt, scratch[worker]);
-  });
-  pool.ParallelFor(static_cast<int64_t>(units.size()), threads, [&](int64_t u, int worker) {
-    if (pieces[u] <= 1) return;
-    std::vector<Partial> parts;
-    for (int64_t s = 0; s < pieces[u]; ++s) parts.push_back(part(u, s));
-    MergePieces(p, units[u], parts.data(), pieces[u], dp, scratch[worker]);
+    if (pieces[u] > 1 && remaining[u].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::vector<Partial> parts;
+      for (int64_t k = 0; k < pieces[u]; ++k) parts.push_back(part(u, k));
+      MergePieces(p, units[u], parts.data(), pieces[u], dp, scratch[worker]);
+    }
   });
 }
 
