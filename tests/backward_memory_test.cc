@@ -51,8 +51,10 @@ TEST(BackwardMemoryTest, PeakRssStaysLinearInSequenceLength) {
   std::vector<float> q = random(), k = random(), v = random(), dout = random();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> out(kCount, nan), dq(kCount, nan), dk(kCount, nan), dv(kCount, nan), lse(kN, nan);
-  swa_tensor tq = MakeTensor(q.data(), SWA_F32, 1, kN, 1, kDim), tk = MakeTensor(k.data(), SWA_F32, 1, kN, 1, kDim),
-             tv = MakeTensor(v.data(), SWA_F32, 1, kN, 1, kDim), to = MakeTensor(out.data(), SWA_F32, 1, kN, 1, kDim),
+  swa_tensor tq = MakeTensor(q.data(), SWA_F32, 1, kN, 1, kDim),
+             tk = MakeTensor(k.data(), SWA_F32, 1, kN, 1, kDim),
+             tv = MakeTensor(v.data(), SWA_F32, 1, kN, 1, kDim),
+             to = MakeTensor(out.data(), SWA_F32, 1, kN, 1, kDim),
              tdo = MakeTensor(dout.data(), SWA_F32, 1, kN, 1, kDim),
              tdq = MakeTensor(dq.data(), SWA_F32, 1, kN, 1, kDim),
              tdk = MakeTensor(dk.data(), SWA_F32, 1, kN, 1, kDim),
@@ -73,7 +75,8 @@ TEST(BackwardMemoryTest, PeakRssStaysLinearInSequenceLength) {
 
   // Every gradient was written (they started as NaN).
   int64_t bad = 0;
-  for (int64_t i = 0; i < kCount; ++i) bad += !std::isfinite(dq[i]) + !std::isfinite(dk[i]) + !std::isfinite(dv[i]);
+  for (int64_t i = 0; i < kCount; ++i)
+    bad += !std::isfinite(dq[i]) + !std::isfinite(dk[i]) + !std::isfinite(dv[i]);
   EXPECT_EQ(bad, 0);
 }
 

@@ -43,7 +43,8 @@ double Loss(const AttnCase& c, const swa_attention_params& prm, const Inputs& in
   std::vector<std::pair<int32_t, int32_t>> seqs = c.varlen;
   if (seqs.empty()) seqs.assign(c.batch, {static_cast<int32_t>(c.lq), static_cast<int32_t>(c.lk)});
   const int64_t rows = c.TotalQ(), keys = c.TotalK();
-  const double scale = c.scale != 0 ? static_cast<double>(c.scale) : 1.0 / std::sqrt(static_cast<double>(c.dim));
+  const double scale =
+      c.scale != 0 ? static_cast<double>(c.scale) : 1.0 / std::sqrt(static_cast<double>(c.dim));
   auto qi = [&](int64_t b, int64_t l, int64_t h) { return ((b * rows + l) * c.hq + h) * c.dim; };
   auto ki = [&](int64_t b, int64_t l, int64_t h) { return ((b * keys + l) * c.hkv + h) * c.dim; };
   double loss = 0;
@@ -70,7 +71,8 @@ double Loss(const AttnCase& c, const swa_attention_params& prm, const Inputs& in
         for (int64_t j = 0; j < lk; ++j) {
           if (!rule.Visible(i, j)) continue;
           double dot = 0;
-          for (int64_t e = 0; e < c.dim; ++e) dot += in.q[qi(batch, q0 + i, h) + e] * in.k[ki(batch, k0 + j, kvh) + e];
+          for (int64_t e = 0; e < c.dim; ++e)
+            dot += in.q[qi(batch, q0 + i, h) + e] * in.k[ki(batch, k0 + j, kvh) + e];
           double x = scale * dot;
           if (c.softcap > 0) x = c.softcap * std::tanh(x / c.softcap);
           if (prm.alibi_slopes) x -= prm.alibi_slopes[h] * std::abs(static_cast<double>(i + lk - lq - j));

@@ -6,6 +6,7 @@
 #include <random>
 #include <tuple>
 
+#include "attention/cpu/dispatch.h"
 #include "harness/backward_case.h"
 
 namespace swa {
@@ -17,6 +18,19 @@ using harness::BackwardResult;
 using harness::Layout;
 using harness::RunBackwardCase;
 
+// Every test runs once per SIMD target this CPU can run (the portable fallback, AVX2,
+// AVX-512 ...), forced through the dispatcher.
+class BackwardTest : public ::testing::TestWithParam<int64_t> {
+ protected:
+  void SetUp() override { attention::cpu::ForceTarget(GetParam()); }
+  void TearDown() override { attention::cpu::ForceTarget(0); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Targets, BackwardTest, ::testing::ValuesIn(attention::cpu::RunnableTargets()),
+                         [](const ::testing::TestParamInfo<int64_t>& info) {
+                           return attention::cpu::TargetName(info.param);
+                         });
+
 void ExpectPasses(const AttnCase& c, const BackwardOptions& o = {}) {
   const BackwardResult r = RunBackwardCase(c, o);
   EXPECT_TRUE(r.Passed()) << c.Name() << ": " << r.Describe();
@@ -24,7 +38,7 @@ void ExpectPasses(const AttnCase& c, const BackwardOptions& o = {}) {
 
 constexpr DType kDTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
 
-TEST(BackwardTest, HeadDims) {
+TEST_P(BackwardTest, HeadDims) {
   for (int64_t dim : {1, 7, 16, 59, 64, 80, 128, 256}) {
     for (DType t : kDTypes) {
       AttnCase c;
@@ -42,7 +56,7 @@ TEST(BackwardTest, HeadDims) {
   }
 }
 
-TEST(BackwardTest, Lengths) {
+TEST_P(BackwardTest, Lengths) {
   for (int64_t n : {1, 7, 63, 64, 65, 257, 1025}) {
     for (bool sliding : {false, true}) {
       AttnCase c;
@@ -60,10 +74,10 @@ TEST(BackwardTest, Lengths) {
   }
 }
 
-TEST(BackwardTest, QueriesAndKeysOfDifferentLengths) {
+TEST_P(BackwardTest, QueriesAndKeysOfDifferentLengths) {
   // Lq < Lk is chunked prefill; Lq > Lk leaves the first rows with no keys.
   const std::pair<int64_t, int64_t> shapes[] = {{1, 1025}, {7, 257}, {65, 257}, {64, 1025}, {65, 7},
-                                                {257, 63},  {9, 0},   {0, 9},     {1, 1}};
+                                                {257, 63}, {9, 0},   {0, 9},    {1, 1}};
   for (const auto& [lq, lk] : shapes) {
     for (int mode = 0; mode < 4; ++mode) {
       AttnCase c;
@@ -87,7 +101,7 @@ TEST(BackwardTest, QueriesAndKeysOfDifferentLengths) {
   }
 }
 
-TEST(BackwardTest, WindowEdges) {
+TEST_P(BackwardTest, WindowEdges) {
   const int64_t n = 65;
   for (int64_t left : {int64_t{0}, int64_t{1}, int64_t{2}, n - 1, n, n + 1, int64_t{-1}}) {
     for (int64_t right : {int64_t{0}, int64_t{1}, int64_t{2}, n - 1, n, n + 1, int64_t{-1}}) {
@@ -106,7 +120,7 @@ TEST(BackwardTest, WindowEdges) {
   }
 }
 
-TEST(BackwardTest, PerHeadWindowsMixNarrowWideAndGlobal) {
+TEST_P(BackwardTest, PerHeadWindowsMixNarrowWideAndGlobal) {
   for (bool causal : {false, true}) {
     for (int64_t n : {33, 130, 300}) {
       AttnCase c;
@@ -125,7 +139,7 @@ TEST(BackwardTest, PerHeadWindowsMixNarrowWideAndGlobal) {
   }
 }
 
-TEST(BackwardTest, ChunksWithOverlap) {
+TEST_P(BackwardTest, ChunksWithOverlap) {
   for (int64_t chunk : {32, 64}) {
     for (int64_t overlap : {int64_t{0}, chunk / 8, chunk / 4, chunk}) {
       for (bool causal : {false, true}) {
@@ -144,7 +158,7 @@ TEST(BackwardTest, ChunksWithOverlap) {
   }
 }
 
-TEST(BackwardTest, GroupedAndMultiQueryHeads) {
+TEST_P(BackwardTest, GroupedAndMultiQueryHeads) {
   for (int64_t hkv : {8, 4, 2, 1}) {
     for (DType t : kDTypes) {
       AttnCase c;
@@ -161,7 +175,7 @@ TEST(BackwardTest, GroupedAndMultiQueryHeads) {
   }
 }
 
-TEST(BackwardTest, VarlenPacking) {
+TEST_P(BackwardTest, VarlenPacking) {
   const std::vector<std::vector<std::pair<int32_t, int32_t>>> packs = {
       {{100, 100}, {1, 77}, {65, 65}},
       {{0, 5}, {7, 0}, {30, 60}, {64, 64}, {1, 1}},
@@ -194,7 +208,7 @@ TEST(BackwardTest, VarlenPacking) {
   }
 }
 
-TEST(BackwardTest, SinksGlobalsAlibiSoftcapScale) {
+TEST_P(BackwardTest, SinksGlobalsAlibiSoftcapScale) {
   for (DType t : kDTypes) {
     AttnCase c;
     c.dtype = t;
@@ -221,7 +235,7 @@ TEST(BackwardTest, SinksGlobalsAlibiSoftcapScale) {
   }
 }
 
-TEST(BackwardTest, SoftcapSaturates) {
+TEST_P(BackwardTest, SoftcapSaturates) {
   // Large scores push tanh into saturation, where 1 - tanh^2 matters most.
   for (DType t : kDTypes) {
     AttnCase c;
@@ -236,7 +250,7 @@ TEST(BackwardTest, SoftcapSaturates) {
   }
 }
 
-TEST(BackwardTest, SinkGradientBufferIsZeroWithoutSinkLogits) {
+TEST_P(BackwardTest, SinkGradientBufferIsZeroWithoutSinkLogits) {
   AttnCase c;
   c.lq = c.lk = 80;
   c.left = 9;
@@ -247,7 +261,7 @@ TEST(BackwardTest, SinkGradientBufferIsZeroWithoutSinkLogits) {
   ExpectPasses(c, BackwardOptions{.pass_dsink = false});
 }
 
-TEST(BackwardTest, StridedLayouts) {
+TEST_P(BackwardTest, StridedLayouts) {
   for (Layout layout : {Layout::kPadded, Layout::kHeadMajor}) {
     for (DType t : kDTypes) {
       AttnCase c;
@@ -264,14 +278,15 @@ TEST(BackwardTest, StridedLayouts) {
       c.threads = 2;
       ExpectPasses(c);
       // Gradients in a layout other than the inputs'.
-      ExpectPasses(c, BackwardOptions{.grad_layout = layout == Layout::kPadded ? Layout::kContiguous
-                                                                              : Layout::kPadded});
+      ExpectPasses(c, BackwardOptions{.grad_layout =
+                                          layout == Layout::kPadded ? Layout::kContiguous : Layout::kPadded});
     }
   }
 }
 
-TEST(BackwardTest, EmptyShapesAreValid) {
-  for (auto [b, lq, lk] : {std::tuple{0, 5, 5}, std::tuple{1, 0, 5}, std::tuple{1, 5, 0}, std::tuple{2, 0, 0}}) {
+TEST_P(BackwardTest, EmptyShapesAreValid) {
+  for (auto [b, lq, lk] :
+       {std::tuple{0, 5, 5}, std::tuple{1, 0, 5}, std::tuple{1, 5, 0}, std::tuple{2, 0, 0}}) {
     AttnCase c;
     c.batch = b;
     c.lq = lq;
@@ -282,7 +297,7 @@ TEST(BackwardTest, EmptyShapesAreValid) {
   }
 }
 
-TEST(BackwardTest, ResultsDoNotDependOnThreadCount) {
+TEST_P(BackwardTest, ResultsDoNotDependOnThreadCount) {
   std::vector<AttnCase> cases;
   AttnCase c;
   c.lq = c.lk = 1100;
@@ -334,7 +349,7 @@ TEST(BackwardTest, ResultsDoNotDependOnThreadCount) {
   }
 }
 
-TEST(BackwardTest, RandomCombinations) {
+TEST_P(BackwardTest, RandomCombinations) {
   std::mt19937_64 rng(4048);
   auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int n = 0; n < 100; ++n) {

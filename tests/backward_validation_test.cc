@@ -4,8 +4,8 @@
 
 #include <cstring>
 #include <functional>
-#include <random>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -78,8 +78,8 @@ struct Call {
   int Run() { return swa_attention_backward(&params, &q, &k, &v, &out, lse, &dout, &dq, &dk, &dv, dsink); }
   bool OutputsUntouched() const {
     return dq_t.ElementBytes() == dq_before && dk_t.ElementBytes() == dk_before &&
-           dv_t.ElementBytes() == dv_before && dq_t.GuardsIntact() && dk_t.GuardsIntact() && dv_t.GuardsIntact() &&
-           dsink_buf.GuardsIntact() &&
+           dv_t.ElementBytes() == dv_before && dq_t.GuardsIntact() && dk_t.GuardsIntact() &&
+           dv_t.GuardsIntact() && dsink_buf.GuardsIntact() &&
            std::memcmp(dsink_before.data(), dsink_buf.data(), dsink_before.size() * sizeof(float)) == 0;
   }
 };
@@ -112,23 +112,29 @@ TEST(BackwardValidationTest, ValidCallWritesEveryOutput) {
 TEST(BackwardValidationTest, NullPointers) {
   ExpectRejected([](Call& c) { c.lse = nullptr; }, "lse is NULL");
   Call c;
-  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, nullptr, &c.dq, &c.dk, &c.dv, c.dsink),
+  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, nullptr, &c.dq, &c.dk, &c.dv,
+                                   c.dsink),
             SWA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(swa_last_error()).find("dout is NULL"), std::string::npos) << swa_last_error();
-  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, nullptr, c.lse, &c.dout, &c.dq, &c.dk, &c.dv, c.dsink),
+  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, nullptr, c.lse, &c.dout, &c.dq, &c.dk, &c.dv,
+                                   c.dsink),
             SWA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(swa_last_error()).find("out is NULL"), std::string::npos) << swa_last_error();
-  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, nullptr, &c.dk, &c.dv, c.dsink),
+  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, nullptr, &c.dk, &c.dv,
+                                   c.dsink),
             SWA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(swa_last_error()).find("dq is NULL"), std::string::npos) << swa_last_error();
-  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, &c.dq, nullptr, &c.dv, c.dsink),
+  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, &c.dq, nullptr, &c.dv,
+                                   c.dsink),
             SWA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(swa_last_error()).find("dk is NULL"), std::string::npos) << swa_last_error();
-  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, &c.dq, &c.dk, nullptr, c.dsink),
+  EXPECT_EQ(swa_attention_backward(&c.params, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, &c.dq, &c.dk, nullptr,
+                                   c.dsink),
             SWA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(swa_last_error()).find("dv is NULL"), std::string::npos) << swa_last_error();
-  EXPECT_EQ(swa_attention_backward(nullptr, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, &c.dq, &c.dk, &c.dv, c.dsink),
-            SWA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      swa_attention_backward(nullptr, &c.q, &c.k, &c.v, &c.out, c.lse, &c.dout, &c.dq, &c.dk, &c.dv, c.dsink),
+      SWA_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(c.OutputsUntouched());
   ExpectRejected([](Call& c) { c.dout.data = nullptr; }, "dout.data is NULL");
   ExpectRejected([](Call& c) { c.dk.data = nullptr; }, "dk.data is NULL");

@@ -60,7 +60,8 @@ double CompareTensor(const GuardedTensor& got, const std::vector<double>& want, 
     for (int64_t l = 0; l < v.shape[1]; ++l)
       for (int64_t h = 0; h < v.shape[2]; ++h)
         for (int64_t d = 0; d < v.shape[3]; ++d) {
-          const double ref = want[static_cast<size_t>(((b * v.shape[1] + l) * v.shape[2] + h) * v.shape[3] + d)];
+          const double ref =
+              want[static_cast<size_t>(((b * v.shape[1] + l) * v.shape[2] + h) * v.shape[3] + d)];
           const double x = got.Get(b, l, h, d);
           if (!std::isfinite(x)) {
             if (r->all_finite) {
@@ -109,9 +110,9 @@ BackwardResult RunBackwardCase(const AttnCase& c, const BackwardOptions& options
   dv.Poison();
   GuardedFloats dsink(c.hq, std::numeric_limits<float>::quiet_NaN());
 
-  const std::vector<uint8_t> q0 = data.q.ElementBytes(), k0 = data.k.ElementBytes(), v0 = data.v.ElementBytes(),
-                             out0 = data.out.ElementBytes(), dout0 = dout.ElementBytes(),
-                             lse0 = FloatBytes(data.lse);
+  const std::vector<uint8_t> q0 = data.q.ElementBytes(), k0 = data.k.ElementBytes(),
+                             v0 = data.v.ElementBytes(), out0 = data.out.ElementBytes(),
+                             dout0 = dout.ElementBytes(), lse0 = FloatBytes(data.lse);
   r.code = swa_attention_backward(&data.params(), &data.q.view(), &data.k.view(), &data.v.view(),
                                   &data.out.view(), data.lse.data(), &dout.view(), &dq.view(), &dk.view(),
                                   &dv.view(), options.pass_dsink ? dsink.data() : nullptr);
@@ -122,9 +123,9 @@ BackwardResult RunBackwardCase(const AttnCase& c, const BackwardOptions& options
   r.guards_intact = data.q.GuardsIntact() && data.k.GuardsIntact() && data.v.GuardsIntact() &&
                     data.out.GuardsIntact() && data.lse.GuardsIntact() && dout.GuardsIntact() &&
                     dq.GuardsIntact() && dk.GuardsIntact() && dv.GuardsIntact() && dsink.GuardsIntact();
-  r.inputs_untouched = data.q.ElementBytes() == q0 && data.k.ElementBytes() == k0 && data.v.ElementBytes() == v0 &&
-                       data.out.ElementBytes() == out0 && dout.ElementBytes() == dout0 &&
-                       FloatBytes(data.lse) == lse0;
+  r.inputs_untouched = data.q.ElementBytes() == q0 && data.k.ElementBytes() == k0 &&
+                       data.v.ElementBytes() == v0 && data.out.ElementBytes() == out0 &&
+                       dout.ElementBytes() == dout0 && FloatBytes(data.lse) == lse0;
 
   r.dq_bytes = dq.ElementBytes();
   r.dk_bytes = dk.ElementBytes();

@@ -14,16 +14,22 @@
 // the segment's key blocks and, for each query head of the group, the query blocks that
 // the schedule says see them; dK and dV of the segment are complete inside the task, so
 // they need no atomics. Tiles are [query][key], keys in the vector lanes: S = Q (scale
-// K)^T and dP = dO V^T broadcast Q and dO straight from their rows against K^T and V^T,
-// which are transposed once per key block; dV, dK and dQ then broadcast P and dS.
+// K)^T and dP = dO V^T broadcast Q and dO from their (packed) rows against K^T and V^T,
+// which are transposed once per key block; dV, dK and dQ then broadcast P and dS. No
+// transpose of Q or dO is needed per tile.
 //
 // dQ contributions of different tasks overlap. Each task sums its own into a private
 // buffer covering only the query blocks its keys reach, and the buffers are added into
 // dq strictly in task order (ordered_commits.h): every dq element is summed in an order
-// fixed by the problem, so the bits do not depend on the thread count.
+// fixed by the problem, so the bits do not depend on the thread count. Memory: D_i
+// (Lq floats per head), an f32 dq for 16-bit dtypes, and per thread its tiles plus two
+// such buffers, each (kSegment + window) rows of the group's heads (all rows of the
+// sequence for a segment holding sink or global keys).
+// clang-format off: foreach_target.h must come first, right after HWY_TARGET_INCLUDE.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "attention/cpu/backward.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+// clang-format on
 
 #include <algorithm>
 #include <cmath>
@@ -45,9 +51,9 @@ HWY_BEFORE_NAMESPACE();
 namespace swa::attention::cpu::HWY_NAMESPACE {
 namespace {
 
-constexpr size_t kBlock = 64;                // query rows and keys of one tile
-constexpr int64_t kSegment = 4 * kBlock;     // keys per task: fewer, larger dq commits
-constexpr int64_t kRowsPerPrepTask = 256;    // rows per task of the D_i and final passes
+constexpr size_t kBlock = 64;              // query rows and keys of one tile
+constexpr int64_t kSegment = 4 * kBlock;   // keys per task: fewer, larger dq commits
+constexpr int64_t kRowsPerPrepTask = 256;  // rows per task of the D_i and final passes
 
 using Floats = hwy::AlignedFreeUniquePtr<float[]>;
 
@@ -70,36 +76,33 @@ struct GrowableFloats {
   }
 };
 
-// Rows of one head as f32: the tensor itself for f32 (its row stride; only `dim`
-// elements of a row may be read), else converted and zero-padded to whole vectors.
+// Rows [row0, row0 + rows) of one head as packed f32 rows in `buffer` (stride
+// dim_padded, zero padding). Copied even for f32: in place, the rows of a [L, H, D]
+// tensor sit H * D * 4 bytes apart (4 KiB for 8 heads of 128), all in one L1 set, and
+// the micro-kernels that walk down them thrash.
 struct RowBlock {
   const float* data;
   size_t stride;
-  bool padded;
 };
 
 RowBlock ReadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, size_t rows, int64_t head,
                   size_t dim_padded, float* buffer) {
-  if (dtype == DType::kF32) {
-    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
-            false};
-  }
   const size_t esize = static_cast<size_t>(DTypeSize(dtype));
   for (size_t r = 0; r < rows; ++r) {
     const void* src =
         static_cast<const char*>(t.data) + t.Offset(batch, row0 + static_cast<int64_t>(r), head) * esize;
     RowToFloat(src, dtype, static_cast<size_t>(t.dim), dim_padded, buffer + r * dim_padded);
   }
-  return {buffer, dim_padded, true};
+  return {buffer, dim_padded};
 }
 
 // The call's inputs and the state shared by all tasks.
 struct Context {
   const Problem& p;
   const BackwardTensors& g;
-  size_t dim = 0, dp = 0;         // head_dim, and padded to whole vectors
-  float* delta = nullptr;         // [batch, hq, q.seqlen]: D_i, indexed like lse
-  float* dq_acc = nullptr;        // [batch, q.seqlen, hq, dim]: f32 sums for a 16-bit dq
+  size_t dim = 0, dp = 0;   // head_dim, and padded to whole vectors
+  float* delta = nullptr;   // [batch, hq, q.seqlen]: D_i, indexed like lse
+  float* dq_acc = nullptr;  // [batch, q.seqlen, hq, dim]: f32 sums for a 16-bit dq
   float scale = 1.0f;
 
   // Where row (b, l) of head h of dq is summed: dq itself for f32, else dq_acc.
@@ -130,12 +133,13 @@ double PrepareRows(const Context& c, const BlockTask& task, float* out_row, floa
   double sink_sum = 0;
   for (int64_t i = task.begin; i < task.end; ++i) {
     const int64_t l = seq.q_begin + i;
-    RowToFloat(static_cast<const char*>(p.out.data) + p.out.Offset(seq.batch, l, h) * esize, p.dtype, c.dim, c.dp,
-               out_row);
+    RowToFloat(static_cast<const char*>(p.out.data) + p.out.Offset(seq.batch, l, h) * esize, p.dtype, c.dim,
+               c.dp, out_row);
     RowToFloat(static_cast<const char*>(c.g.dout.data) + c.g.dout.Offset(seq.batch, l, h) * esize, p.dtype,
                c.dim, c.dp, dout_row);
     auto acc = hn::Zero(d);
-    for (size_t e = 0; e < c.dp; e += L) acc = hn::MulAdd(hn::Load(d, out_row + e), hn::Load(d, dout_row + e), acc);
+    for (size_t e = 0; e < c.dp; e += L)
+      acc = hn::MulAdd(hn::Load(d, out_row + e), hn::Load(d, dout_row + e), acc);
     const float delta = hn::GetLane(hn::SumOfLanes(d, acc));
     const int64_t index = p.LseIndex(seq, h, i);
     c.delta[index] = delta;
@@ -158,16 +162,16 @@ struct Slot {
 // Per-worker tiles, allocated once per call.
 struct Scratch {
   Floats kt, vt;      // [dim][kBlock]  (scale K)^T and V^T of the key block
-  Floats kv;          // [2][kBlock][dp]  K and V rows as f32 (16-bit dtypes)
-  Floats qo;          // [2][kBlock][dp]  Q and dO rows as f32 (16-bit dtypes)
+  Floats kv;          // [2][kBlock][dp]  K and V rows, packed f32
+  Floats qo;          // [2][kBlock][dp]  Q and dO rows, packed f32
   Floats dk, dv;      // [kBlock][dp]  sums for the key block
   Floats s, ds;       // [kBlock][kBlock]  S, then P; dP, then scale * dX
   Floats lse, delta;  // [kBlock]
   std::vector<uint8_t> visible;
   std::vector<QueryBlock> blocks;
-  std::vector<BandRule> rules;                        // [group]
-  std::vector<std::vector<QueryBlock>> head_blocks;   // [group] the segment's schedule
-  std::vector<size_t> head_entry;                     // [group] first tile of the head
+  std::vector<BandRule> rules;                       // [group]
+  std::vector<std::vector<QueryBlock>> head_blocks;  // [group] the segment's schedule
+  std::vector<size_t> head_entry;                    // [group] first tile of the head
 
   void Allocate(size_t dim, size_t dp, int64_t group) {
     kt = AllocateFloats(dim * kBlock);
@@ -231,7 +235,8 @@ void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const 
   }
   if (qb.full) return;
   for (size_t r = 0; r < rows; ++r) {
-    RowVisibility(rule, qb.begin + static_cast<int64_t>(r), kb0, kb0 + static_cast<int64_t>(cols), w.visible.data());
+    RowVisibility(rule, qb.begin + static_cast<int64_t>(r), kb0, kb0 + static_cast<int64_t>(cols),
+                  w.visible.data());
     for (size_t j = 0; j < cols; ++j) {
       if (w.visible[j]) continue;
       w.s[r * kBlock + j] = 0.0f;
@@ -260,10 +265,10 @@ void RunTile(const Context& c, const Sequence& seq, int64_t h, const BandRule& r
   Gemm(rows, cols, dim, dout.data, dout.stride, 1, w.vt.get(), kBlock, w.ds.get(), kBlock, false, true);
   ScoresToGradients(c, rule, h, qb, kb0, cols, w);
   // dV += P^T dO and dK += (scale dX)^T Q: A is read transposed (a_rs = 1).
-  Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout.data, dout.stride, w.dv.get(), dp, true, dout.padded);
-  Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q.data, q.stride, w.dk.get(), dp, true, q.padded);
+  Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout.data, dout.stride, w.dv.get(), dp, true, true);
+  Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q.data, q.stride, w.dk.get(), dp, true, true);
   // dQ += (scale dX) K.
-  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k.data, k.stride, dq_tile, dp, true, k.padded);
+  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k.data, k.stride, dq_tile, dp, true, true);
 }
 
 // Transposes rows x dim of `src` into dst[dim][kBlock] times `mul`; zero columns pad
@@ -312,7 +317,8 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot)
         // The segment's schedule lists every block that any of its key blocks lists.
         const auto it = std::lower_bound(seg.begin(), seg.end(), qb.begin,
                                          [](const QueryBlock& b, int64_t begin) { return b.begin < begin; });
-        if (it == seg.end() || it->begin != qb.begin) throw Error(SWA_ERR_INTERNAL, "backward: schedule mismatch");
+        if (it == seg.end() || it->begin != qb.begin)
+          throw Error(SWA_ERR_INTERNAL, "backward: schedule mismatch");
         float* dq_tile = tiles + (w.head_entry[gi] + static_cast<size_t>(it - seg.begin())) * tile;
         RunTile(c, seq, kvh * group + gi, w.rules[gi], qb, kb0, cols, k, dq_tile, w);
       }
@@ -364,7 +370,8 @@ void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) 
   const BlockGrid row_grid(p, p.hq, kRowsPerPrepTask, /*over_keys=*/false);
   std::vector<double> sink_sums(static_cast<size_t>(row_grid.size()), 0.0);
   {
-    const int threads = static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(row_grid.size(), 1)));
+    const int threads =
+        static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(row_grid.size(), 1)));
     std::vector<Floats> rows(static_cast<size_t>(threads));
     for (Floats& r : rows) r = AllocateFloats(2 * c.dp);
     pool.ParallelFor(row_grid.size(), threads, [&](int64_t t, int worker) {
@@ -397,7 +404,8 @@ void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) 
         throw;
       }
     });
-    if (commits.committed() != key_grid.size()) throw Error(SWA_ERR_INTERNAL, "backward: dq commits incomplete");
+    if (commits.committed() != key_grid.size())
+      throw Error(SWA_ERR_INTERNAL, "backward: dq commits incomplete");
   }
 
   // Pass 3: a 16-bit dq is rounded once, from the f32 sums.
