@@ -14,46 +14,50 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Each loop keeps 12 accumulators in flight (enough to cover FMA latency x ports) and
-// returns a value derived from them so the work cannot be elided.
+// Each loop keeps 12 independent accumulators in flight (enough to cover FMA latency x
+// ports) and returns a value derived from them so the work cannot be elided. They are
+// named variables, not an array, so that no optimisation level leaves them in memory.
+#define SWA_FMA_LOOP(VEC, SET1, FMA, ADD, STOREU, LANES)                                  \
+  VEC a0 = SET1(1.000f), a1 = SET1(1.001f), a2 = SET1(1.002f), a3 = SET1(1.003f);       \
+  VEC a4 = SET1(1.004f), a5 = SET1(1.005f), a6 = SET1(1.006f), a7 = SET1(1.007f);       \
+  VEC a8 = SET1(1.008f), a9 = SET1(1.009f), a10 = SET1(1.010f), a11 = SET1(1.011f);     \
+  const VEC m = SET1(0.999999f), c = SET1(1e-7f);                                       \
+  for (int64_t it = 0; it < iters; ++it) {                                              \
+    a0 = FMA(a0, m, c);                                                                 \
+    a1 = FMA(a1, m, c);                                                                 \
+    a2 = FMA(a2, m, c);                                                                 \
+    a3 = FMA(a3, m, c);                                                                 \
+    a4 = FMA(a4, m, c);                                                                 \
+    a5 = FMA(a5, m, c);                                                                 \
+    a6 = FMA(a6, m, c);                                                                 \
+    a7 = FMA(a7, m, c);                                                                 \
+    a8 = FMA(a8, m, c);                                                                 \
+    a9 = FMA(a9, m, c);                                                                 \
+    a10 = FMA(a10, m, c);                                                               \
+    a11 = FMA(a11, m, c);                                                               \
+  }                                                                                     \
+  const VEC s = ADD(ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7))),  \
+                    ADD(ADD(a8, a9), ADD(a10, a11)));                                   \
+  float out[LANES];                                                                     \
+  STOREU(out, s);                                                                       \
+  return out[0] + out[LANES - 1];
+
 __attribute__((target("avx512f"))) float FmaLoopAvx512(int64_t iters) {
-  __m512 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
-  float out[16];
-  _mm512_storeu_ps(out, s);
-  return out[0] + out[15];
+  SWA_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_storeu_ps, 16)
 }
 
 __attribute__((target("avx2,fma"))) float FmaLoopAvx2(int64_t iters) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(1.0f + i * 1e-3f);
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
-  float out[8];
-  _mm256_storeu_ps(out, s);
-  return out[0] + out[7];
+  SWA_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_storeu_ps, 8)
 }
 
-float FmaLoopScalar(int64_t iters) {
-  float acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = 1.0f + i * 1e-3f;
-  for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 12; ++i) acc[i] = acc[i] * 0.999999f + 1e-7f;
-  }
-  float s = 0;
-  for (float a : acc) s += a;
-  return s;
-}
+inline float ScalarSet1(float x) { return x; }
+inline float ScalarFma(float a, float b, float c) { return a * b + c; }
+inline float ScalarAdd(float a, float b) { return a + b; }
+inline void ScalarStore(float* p, float x) { *p = x; }
+
+float FmaLoopScalar(int64_t iters) { SWA_FMA_LOOP(float, ScalarSet1, ScalarFma, ScalarAdd, ScalarStore, 1) }
+
+#undef SWA_FMA_LOOP
 
 int Lanes() {
   static const int lanes = [] {
