@@ -76,6 +76,118 @@ SWA_API int swa_attention_backward(const swa_attention_params* p,
 SWA_API const char* swa_last_error(void);
 SWA_API const char* swa_version(void);
 
+/* ---- Streaming KV cache (one attention layer) ------------------------------------------
+ *
+ * Per sequence, the keys and values of the last `capacity` positions in a ring buffer
+ * (slot = position mod capacity) plus `sink_tokens` pinned slots, so that a stream of any
+ * length runs in constant memory and time per token. capacity = (largest left window over
+ * the heads) + max_chunk, or chunk_size - 1 + chunk_overlap + max_chunk with chunked
+ * attention. A layer with an unbounded left window on any head, or with global tokens,
+ * keeps every position instead: its storage grows in pages of page_tokens rows.
+ *
+ * Positions are absolute: a sequence that has seen n positions holds keys 0..n-1 (those
+ * still resident). Appending T keys puts them at n..n+T-1; attending Lq queries places
+ * them at the Lq newest positions (bottom-right aligned, as in swa_attention_forward), so
+ * that append(T) then attend(T) equals swa_attention_forward over all keys seen so far.
+ *
+ * Append accepts any T: positions that no later attend can see are not stored. Attend
+ * accepts at most max_chunk queries per sequence (the ring keeps exactly what they need);
+ * swa_kv_cache_append_attend splits larger chunks internally.
+ *
+ * Batches: functions take an array of num_seqs sequence ids. Tensors are then either
+ * [num_seqs, T, heads, head_dim] (the same T for every sequence) or, with a cu_seqlens
+ * array [num_seqs + 1], packed as [1, total, heads, head_dim] (FlashAttention's varlen).
+ * A sequence id may appear at most once per call. lse is [num_seqs, Hq, T] or
+ * [1, Hq, total].
+ *
+ * Tensors must have the cache's dtype, head counts and head_dim. A cache is not safe to
+ * use from several threads at once; different caches are independent. On error nothing
+ * is changed and swa_last_error() says why. */
+
+typedef struct swa_kv_cache swa_kv_cache;
+
+typedef enum {
+  /* Keys are stored after RoPE at their absolute position; queries rotated at theirs. */
+  SWA_POSITIONS_ABSOLUTE = 0,
+  /* StreamingLLM: keys are stored before RoPE and rotated at attend time with their
+   * position inside the cache (sinks 0..S-1, then the visible ring keys in order), and
+   * the queries likewise; windows, ALiBi and causality use the same in-cache positions.
+   * Not available with chunked attention. */
+  SWA_POSITIONS_CACHE_RELATIVE = 1
+} swa_position_mode;
+
+typedef struct {
+  swa_dtype            dtype;          /* stored K/V dtype; q, k, v, out use it too   */
+  int64_t              num_heads;      /* Hq */
+  int64_t              num_kv_heads;   /* Hkv; Hq % Hkv == 0 */
+  int64_t              head_dim;
+  swa_attention_params attention;      /* the layer's rule; arrays are copied at create;
+                                          cu_seqlens must be NULL, num_seqs 0          */
+  int64_t              max_chunk;      /* most queries per sequence in one attend (>= 1) */
+  int64_t              max_positions;  /* per sequence; appending past it fails (0 = none) */
+  int64_t              page_tokens;    /* rows per page of a growing cache (0 => 1024) */
+  swa_position_mode    position_mode;
+  int                  rope;           /* 0: no rotation (the caller's q, k are used as is) */
+  float                rope_theta;     /* 0 => 10000 */
+  int64_t              rope_dims;      /* rotated elements per head, even; 0 => head_dim
+                                          (head_dim - 1 when odd) */
+} swa_kv_cache_config;
+
+typedef struct {
+  int64_t capacity;       /* ring slots per sequence (sinks excluded); -1: grows in pages */
+  int64_t sink_slots;     /* pinned slots per sequence (0 for a growing cache) */
+  int64_t max_chunk;
+  int64_t num_sequences;
+  int64_t bytes_used;     /* K/V storage held by all sequences */
+} swa_kv_cache_stats;
+
+/* Defaults: f32, 1 head of dim 64, full-attention params, max_chunk 1, absolute
+ * positions, no RoPE. */
+SWA_API void swa_kv_cache_config_init(swa_kv_cache_config* config);
+
+SWA_API int swa_kv_cache_create(const swa_kv_cache_config* config, swa_kv_cache** cache);
+SWA_API void swa_kv_cache_destroy(swa_kv_cache* cache); /* NULL is a no-op */
+
+/* Sequences: add (a new, empty stream; the id must be unused), reset (back to position 0,
+ * storage kept), remove (storage freed). Others are untouched. */
+SWA_API int swa_kv_cache_add_sequence(swa_kv_cache* cache, int64_t seq_id);
+SWA_API int swa_kv_cache_reset_sequence(swa_kv_cache* cache, int64_t seq_id);
+SWA_API int swa_kv_cache_remove_sequence(swa_kv_cache* cache, int64_t seq_id);
+
+/* k, v: [num_seqs, T, Hkv, D], or [1, total, Hkv, D] with cu_seqlens. */
+SWA_API int swa_kv_cache_append(swa_kv_cache* cache, const int64_t* seq_ids, int64_t num_seqs,
+                                const swa_tensor* k, const swa_tensor* v,
+                                const int32_t* cu_seqlens /* or NULL */);
+
+/* q, out: [num_seqs, T, Hq, D], or [1, total, Hq, D] with cu_seqlens_q. */
+SWA_API int swa_kv_cache_attend(swa_kv_cache* cache, const int64_t* seq_ids, int64_t num_seqs,
+                                const swa_tensor* q, const int32_t* cu_seqlens_q /* or NULL */,
+                                swa_tensor* out, float* lse /* or NULL */);
+
+/* Append k, v and attend q (the same token counts per sequence), in pieces of at most
+ * max_chunk tokens per sequence: a prefill of any length in one call. */
+SWA_API int swa_kv_cache_append_attend(swa_kv_cache* cache, const int64_t* seq_ids, int64_t num_seqs,
+                                       const swa_tensor* q, const swa_tensor* k,
+                                       const swa_tensor* v, const int32_t* cu_seqlens /* or NULL */,
+                                       swa_tensor* out, float* lse /* or NULL */);
+
+SWA_API int swa_kv_cache_get_stats(const swa_kv_cache* cache, swa_kv_cache_stats* stats);
+/* Positions seen by the sequence (the next key's position). */
+SWA_API int swa_kv_cache_seq_positions(const swa_kv_cache* cache, int64_t seq_id, int64_t* positions);
+/* Writes up to max_ids ids (ascending) and the number of sequences. */
+SWA_API int swa_kv_cache_seq_ids(const swa_kv_cache* cache, int64_t* ids, int64_t max_ids, int64_t* count);
+/* Copies the stored keys and values of positions [first_position, first_position + L)
+ * into k, v [1, L, Hkv, D] (as stored: after RoPE in the absolute mode). Every position
+ * must be resident (a sink or in the ring). */
+SWA_API int swa_kv_cache_read(const swa_kv_cache* cache, int64_t seq_id, int64_t first_position,
+                              swa_tensor* k, swa_tensor* v);
+
+/* A binary file (format in docs/KV_CACHE.md): config, per-sequence positions and the
+ * resident keys and values. load creates a new cache; a truncated or corrupt file is an
+ * error. */
+SWA_API int swa_kv_cache_save(const swa_kv_cache* cache, const char* path);
+SWA_API int swa_kv_cache_load(const char* path, swa_kv_cache** cache);
+
 #ifdef __cplusplus
 }  /* extern "C" */
 #endif

@@ -151,38 +151,11 @@ void CheckCuSeqlens(const int32_t* cu, int64_t num_seqs, int64_t total, const ch
   }
 }
 
-// Shared by forward and backward: params, q, k, v, out and the derived problem.
-void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const swa_tensor* k,
-                  const swa_tensor* v, const swa_tensor* out, ValidatedProblem* vp) {
-  if (params == nullptr) ThrowInvalid("params is NULL");
+// The parameters' part of a problem (scalars, per-head arrays, global tokens, mask),
+// for the query heads and head_dim already set in vp->problem.
+void BuildParams(const swa_attention_params* params, ValidatedProblem* vp) {
   Problem& pr = vp->problem;
-  if (q->dtype != k->dtype || q->dtype != v->dtype || q->dtype != out->dtype) {
-    ThrowInvalid("q, k, v and out must have the same dtype");
-  }
-  if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0]) {
-    ThrowInvalid("k and v must have the batch size of q (q " + ShapeString(q) + ", k " + ShapeString(k) +
-                 ", v " + ShapeString(v) + ")");
-  }
-  if (!SameShape(k, v)) ThrowInvalid("k " + ShapeString(k) + " and v " + ShapeString(v) + " must have the same shape");
-  if (k->shape[3] != q->shape[3]) ThrowInvalid("k and q must have the same head_dim");
-  if (!SameShape(out, q)) ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
-  const int64_t hq = q->shape[2], hkv = k->shape[2];
-  if (hq % hkv != 0) {
-    ThrowInvalid("query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
-                 std::to_string(hkv) + ")");
-  }
-  pr.dtype = static_cast<DType>(q->dtype);
-  pr.batch = q->shape[0];
-  pr.hq = hq;
-  pr.hkv = hkv;
-  pr.dim = q->shape[3];
-  pr.q = MakeRef(q);
-  pr.k = MakeRef(k);
-  pr.v = MakeRef(v);
-  pr.out = MakeRef(out);
-  // lse holds B * Hq * Lq floats; that count must fit too.
-  CheckedMul(CheckedMul(CheckedMul(pr.batch, hq, "lse"), q->shape[1], "lse"), 4, "lse");
-
+  const int64_t hq = pr.hq;
   // Scalars.
   CheckWindow(params->window_left, "window_left");
   CheckWindow(params->window_right, "window_right");
@@ -223,6 +196,55 @@ void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const
     }
     if (vp->global_tokens.empty() || vp->global_tokens.back() != pos) vp->global_tokens.push_back(pos);
   }
+
+  pr.mask.causal = params->causal != 0;
+  pr.mask.chunk_size = params->chunk_size;
+  pr.mask.chunk_overlap = params->chunk_overlap;
+  pr.mask.sink_tokens = params->sink_tokens;
+  pr.mask.global_tokens = vp->global_tokens.empty() ? nullptr : vp->global_tokens.data();
+  pr.mask.num_global_tokens = static_cast<int64_t>(vp->global_tokens.size());
+  pr.scale_exact = params->scale != 0.0f ? static_cast<double>(params->scale) : 1.0 / std::sqrt(static_cast<double>(pr.dim));
+  pr.scale = static_cast<float>(pr.scale_exact);
+  pr.softcap = params->softcap;
+  pr.alibi_slopes = params->alibi_slopes;
+  pr.sink_logits = params->sink_logits;
+  pr.threads = params->num_threads;
+}
+
+// Shared by forward and backward: params, q, k, v, out and the derived problem.
+void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const swa_tensor* k,
+                  const swa_tensor* v, const swa_tensor* out, ValidatedProblem* vp) {
+  if (params == nullptr) ThrowInvalid("params is NULL");
+  Problem& pr = vp->problem;
+  if (q->dtype != k->dtype || q->dtype != v->dtype || q->dtype != out->dtype) {
+    ThrowInvalid("q, k, v and out must have the same dtype");
+  }
+  if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0]) {
+    ThrowInvalid("k and v must have the batch size of q (q " + ShapeString(q) + ", k " + ShapeString(k) +
+                 ", v " + ShapeString(v) + ")");
+  }
+  if (!SameShape(k, v)) ThrowInvalid("k " + ShapeString(k) + " and v " + ShapeString(v) + " must have the same shape");
+  if (k->shape[3] != q->shape[3]) ThrowInvalid("k and q must have the same head_dim");
+  if (!SameShape(out, q)) ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
+  const int64_t hq = q->shape[2], hkv = k->shape[2];
+  if (hq % hkv != 0) {
+    ThrowInvalid("query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
+                 std::to_string(hkv) + ")");
+  }
+  pr.dtype = static_cast<DType>(q->dtype);
+  pr.batch = q->shape[0];
+  pr.hq = hq;
+  pr.hkv = hkv;
+  pr.dim = q->shape[3];
+  pr.q = MakeRef(q);
+  pr.k = MakeRef(k);
+  pr.v = MakeRef(v);
+  pr.out = MakeRef(out);
+  // lse holds B * Hq * Lq floats; that count must fit too.
+  CheckedMul(CheckedMul(CheckedMul(pr.batch, hq, "lse"), q->shape[1], "lse"), 4, "lse");
+
+  BuildParams(params, vp);
+
   // Sequences: one per batch entry, or the packed ones of a varlen call.
   const bool varlen = params->cu_seqlens_q != nullptr || params->cu_seqlens_k != nullptr;
   if (varlen) {
@@ -240,19 +262,6 @@ void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const
     if (params->num_seqs != 0) ThrowInvalid("num_seqs is set but cu_seqlens_q/cu_seqlens_k are NULL");
     pr.num_seqs = pr.batch;
   }
-
-  pr.mask.causal = params->causal != 0;
-  pr.mask.chunk_size = params->chunk_size;
-  pr.mask.chunk_overlap = params->chunk_overlap;
-  pr.mask.sink_tokens = params->sink_tokens;
-  pr.mask.global_tokens = vp->global_tokens.empty() ? nullptr : vp->global_tokens.data();
-  pr.mask.num_global_tokens = static_cast<int64_t>(vp->global_tokens.size());
-  pr.scale_exact = params->scale != 0.0f ? static_cast<double>(params->scale) : 1.0 / std::sqrt(static_cast<double>(pr.dim));
-  pr.scale = static_cast<float>(pr.scale_exact);
-  pr.softcap = params->softcap;
-  pr.alibi_slopes = params->alibi_slopes;
-  pr.sink_logits = params->sink_logits;
-  pr.threads = params->num_threads;
 }
 
 ByteRange FloatRange(const float* p, int64_t count, const char* name) {
@@ -297,6 +306,54 @@ std::unique_ptr<ValidatedProblem> ValidateForward(const swa_attention_params* pa
   pr.lse = const_cast<float*>(lse);
   const ByteRange rl = FloatRange(lse, pr.batch * pr.hq * pr.q.seqlen, "lse");
   CheckNoAliasing({rq, rk, rv}, {ro, rl});
+  return vp;
+}
+
+void CheckTensorArgument(const swa_tensor* t, const char* name, bool is_output) {
+  CheckTensor(t, name, is_output);
+}
+
+std::unique_ptr<ValidatedProblem> ValidateSpannedForward(const swa_attention_params* params,
+                                                         const swa_tensor* q, const swa_tensor* out,
+                                                         const float* lse, int64_t hkv) {
+  auto vp = std::make_unique<ValidatedProblem>();
+  if (params == nullptr) ThrowInvalid("params is NULL");
+  const ByteRange rq = CheckTensor(q, "q", false);
+  const ByteRange ro = CheckTensor(out, "out", true);
+  if (q->dtype != out->dtype) ThrowInvalid("q and out must have the same dtype");
+  if (!SameShape(out, q)) ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
+  const int64_t hq = q->shape[2];
+  if (hkv < 1 || hq % hkv != 0) {
+    ThrowInvalid("query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
+                 std::to_string(hkv) + ")");
+  }
+  Problem& pr = vp->problem;
+  pr.dtype = static_cast<DType>(q->dtype);
+  pr.batch = q->shape[0];
+  pr.hq = hq;
+  pr.hkv = hkv;
+  pr.dim = q->shape[3];
+  pr.q = MakeRef(q);
+  pr.out = MakeRef(out);
+  CheckedMul(CheckedMul(CheckedMul(pr.batch, hq, "lse"), q->shape[1], "lse"), 4, "lse");
+  BuildParams(params, vp.get());
+  if (params->cu_seqlens_k != nullptr) ThrowInvalid("cu_seqlens_k must be NULL: the keys come as spans");
+  if (params->cu_seqlens_q != nullptr) {
+    if (params->num_seqs < 0) ThrowInvalid("num_seqs must be >= 0");
+    if (pr.batch != 1) ThrowInvalid("varlen (cu_seqlens) needs batch == 1, got " + std::to_string(pr.batch));
+    CheckCuSeqlens(params->cu_seqlens_q, params->num_seqs, q->shape[1], "cu_seqlens_q");
+    pr.num_seqs = params->num_seqs;
+    pr.cu_seqlens_q = params->cu_seqlens_q;
+    // Problem::Seq reads key extents from cu_seqlens_k; spanned keys have none.
+    vp->zero_cu_seqlens_k.assign(static_cast<size_t>(pr.num_seqs) + 1, 0);
+    pr.cu_seqlens_k = vp->zero_cu_seqlens_k.data();
+  } else {
+    if (params->num_seqs != 0) ThrowInvalid("num_seqs is set but cu_seqlens_q is NULL");
+    pr.num_seqs = pr.batch;
+  }
+  pr.lse = const_cast<float*>(lse);
+  const ByteRange rl = FloatRange(lse, pr.batch * pr.hq * pr.q.seqlen, "lse");
+  CheckNoAliasing({rq}, {ro, rl});
   return vp;
 }
 

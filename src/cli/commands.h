@@ -17,5 +17,7 @@ struct BenchOptions {
   std::string suite = "forward";
 };
 int RunBench(const BenchOptions& opt);
+// `swa bench decode` (bench_decode.cc): streaming decode through the KV cache.
+int RunDecodeBench(const BenchOptions& opt);
 
 }  // namespace swa::cli
