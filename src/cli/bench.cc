@@ -249,7 +249,7 @@ json Targets(const std::vector<Result>& rs, bool quick) {
 
 }  // namespace
 
-int RunBench(const BenchOptions& opt) {
+int RunForwardBench(const BenchOptions& opt, json* out) {
   const int threads = ThreadPool::ResolveThreads(opt.threads);
   std::printf("swa bench: %d threads, FMA unit %s. Shares are best kernel rate over the best FMA-peak (or\n"
               "STREAM triad) burst of this run; the bursts are taken right before each timed run.\n\n",
@@ -284,18 +284,36 @@ int RunBench(const BenchOptions& opt) {
     std::printf("%-45s %10.3f %10.3f %s\n", t["target"].get<std::string>().c_str(), t["value"].get<double>(),
                 t["bound"].get<double>(), t["met"].get<bool>() ? "yes" : "NO");
   }
-  if (!opt.json_path.empty()) {
-    json doc = {{"threads", threads},
-                {"fma_isa", FmaPeakIsa()},
-                {"quick", opt.quick},
-                {"fma_peak_gflops", ceil.fma_gflops},
-                {"triad_gbps", ceil.triad_gbps},
-                {"targets", targets}};
-    doc["forward"] = json::array();
-    for (const Result& r : results) doc["forward"].push_back(ToJson(r));
-    std::ofstream(opt.json_path) << doc.dump(2) << "\n";
-  }
+  json doc = {{"threads", threads},
+              {"fma_isa", FmaPeakIsa()},
+              {"quick", opt.quick},
+              {"fma_peak_gflops", ceil.fma_gflops},
+              {"triad_gbps", ceil.triad_gbps},
+              {"targets", targets}};
+  doc["results"] = json::array();
+  for (const Result& r : results) doc["results"].push_back(ToJson(r));
+  *out = std::move(doc);
   return 0;
+}
+
+int RunBench(const BenchOptions& opt) {
+  const bool all = opt.suite == "all";
+  if (!all && opt.suite != "forward" && opt.suite != "decode") {
+    std::fprintf(stderr, "unknown bench suite '%s' (forward, decode or all)\n", opt.suite.c_str());
+    return 2;
+  }
+  json doc = json::object();
+  int rc = 0;
+  if (all || opt.suite == "forward") {
+    std::printf("== forward ==\n");
+    rc |= RunForwardBench(opt, &doc["forward"]);
+  }
+  if (all || opt.suite == "decode") {
+    std::printf("\n== decode (KV cache) ==\n");
+    rc |= RunDecodeBench(opt, &doc["decode"]);
+  }
+  if (!opt.json_path.empty()) std::ofstream(opt.json_path) << doc.dump(2) << "\n";
+  return rc;
 }
 
 }  // namespace swa::cli

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -133,7 +132,7 @@ struct ContextResult {
 
 }  // namespace
 
-int RunDecodeBench(const BenchOptions& opt) {
+int RunDecodeBench(const BenchOptions& opt, json* out) {
   const int threads = ThreadPool::ResolveThreads(opt.threads);
   const std::vector<int64_t> contexts =
       opt.quick ? std::vector<int64_t>{1024, 16384} : std::vector<int64_t>{1024, 16384, 262144, 1048576};
@@ -249,7 +248,7 @@ int RunDecodeBench(const BenchOptions& opt) {
   target("RSS max / min over contexts", rss_ratio, 1.05);
   target("peak RSS, largest context / first", peak_ratio, 1.05);
 
-  if (!opt.json_path.empty()) {
+  {
     json doc = {{"suite", "decode"},
                 {"threads", threads},
                 {"quick", opt.quick},
@@ -285,7 +284,7 @@ int RunDecodeBench(const BenchOptions& opt) {
                                  {"rss_bytes", r.rss},
                                  {"peak_rss_bytes", r.peak_rss}});
     }
-    std::ofstream(opt.json_path) << doc.dump(2) << "\n";
+    *out = std::move(doc);
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 // The subcommands of the `swa` command.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 namespace swa::cli {
@@ -14,10 +15,14 @@ struct BenchOptions {
   int threads = 0;         // 0 = all cores
   std::string json_path;   // also write the results as JSON here
   bool quick = false;      // smaller shapes (smoke test)
-  std::string suite = "forward";
+  std::string suite = "all";  // forward, decode or all
 };
+// `swa bench [suite]`: runs the suites, prints their tables and writes one JSON
+// document {"forward": ..., "decode": ...} to json_path if set.
 int RunBench(const BenchOptions& opt);
-// `swa bench decode` (bench_decode.cc): streaming decode through the KV cache.
-int RunDecodeBench(const BenchOptions& opt);
+// The suites fill `doc` with their results and targets (bench.cc, bench_decode.cc).
+int RunForwardBench(const BenchOptions& opt, nlohmann::json* doc);
+// Streaming decode through the KV cache.
+int RunDecodeBench(const BenchOptions& opt, nlohmann::json* doc);
 
 }  // namespace swa::cli

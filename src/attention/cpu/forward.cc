@@ -29,7 +29,7 @@ HWY_BEFORE_NAMESPACE();
 namespace swa::attention::cpu::HWY_NAMESPACE {
 namespace {
 
-constexpr size_t kBlockQ = 64;  // query rows per task (the lanes of S^T)
+constexpr size_t kBlockQ = 128;  // query rows per task (the lanes of S^T)
 constexpr size_t kBlockK = 64;  // keys per schedule block
 
 // Per-worker scratch, allocated once per call and reused across tasks.
@@ -84,8 +84,9 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   float* st = w.st.get();
-  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp, w.kv.get());
-  PrefetchRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), t.kv_head);
+  // Packing K brings this block's V rows into cache; packing V, the next block's K rows.
+  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp, w.kv.get(),
+                               {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
   // S^T = K . Q^T  [cols x lanes_used]
   Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), kBlockQ, st, kBlockQ, false, true);
 
@@ -152,10 +153,9 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   // the rows that cannot see it; a partial block whose V is not finite takes the
   // per-row path that skips masked keys.
   const FloatRows vr = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp,
-                                w.kv.get() + kBlockK * dp);
-  if (next != nullptr) {
-    PrefetchRows(span.k, p.dtype, span.batch, span.row0 + next->begin, next->end - next->begin, t.kv_head);
-  }
+                                w.kv.get() + kBlockK * dp,
+                                next ? PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin}
+                                     : PrefetchBlock{});
   if (kb.full || AllFinite(vr, cols, dim)) {
     Gemm(rows, dim, cols, st, 1, kBlockQ, vr.data, vr.stride, w.o.get(), dp, true, vr.padded);
     return;

@@ -61,19 +61,8 @@ struct Partial {
   float* o;  // [rows][dim_padded]
 };
 
-// Rows [row0, row0 + count) of one head as float rows: in place for f32 (each row is
-// read once here, so the strided layout costs nothing), else converted into `buffer`.
-FloatRows StreamRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, size_t count, int64_t head,
-                     size_t dim_padded, float* buffer) {
-  if (dtype == DType::kF32) {
-    return {static_cast<const float*>(t.data) + t.Offset(batch, row0, head), static_cast<size_t>(t.stride_l),
-            false};
-  }
-  return LoadRows(t, dtype, batch, row0, static_cast<int64_t>(count), head, dim_padded, buffer);
-}
-
-// O[r] += sum_j P[r][j] V[j] streaming each V row once; keys with P = 0 (masked) are
-// skipped, so a non-finite value a row cannot see never reaches it.
+// O[r] += sum_j P[r][j] V[j], skipping keys with P = 0 (masked), so that a non-finite
+// value a row cannot see never reaches it.
 void AccumulateRows(size_t rows, size_t cols, size_t dim, const float* HWY_RESTRICT pm, size_t ldp,
                     const FloatRows& v, float* HWY_RESTRICT o, size_t ldo) {
   const DF d;
@@ -108,12 +97,9 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
   const size_t rows = static_cast<size_t>(u.rows), lq = static_cast<size_t>(seq.lq);
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  if (next != nullptr) {
-    const int64_t n = next->end - next->begin;
-    PrefetchRows(span.k, p.dtype, span.batch, span.row0 + next->begin, n, u.kv_head);
-    PrefetchRows(span.v, p.dtype, span.batch, span.row0 + next->begin, n, u.kv_head);
-  }
-  const FloatRows k = StreamRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, u.kv_head, dp, w.kv.get());
+  // Packing K brings this block's V rows into cache; packing V, the next block's K rows.
+  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols),
+                               u.kv_head, dp, w.kv.get(), {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
   DotRows(rows, cols, dim, w.q.get(), dp, k.data, k.stride, k.padded, w.s.get(), kBlockK);
   for (size_t r = 0; r < rows; ++r) {
     const size_t hi = r / lq;  // head index within the unit
@@ -164,10 +150,16 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
       for (size_t e = 0; e < dp; e += L) hn::Store(hn::Mul(hn::Load(d, orow + e), va), d, orow + e);
     }
   }
-  // O += P . V.
+  // O += P . V; a partial block whose V is not finite skips its masked keys (0 * NaN).
   const FloatRows v =
-      StreamRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, u.kv_head, dp, w.kv.get() + kBlockK * dp);
-  AccumulateRows(rows, cols, dim, w.s.get(), kBlockK, v, w.o.get(), dp);
+      LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), u.kv_head, dp,
+               w.kv.get() + kBlockK * dp,
+               next ? PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin} : PrefetchBlock{});
+  if (kb.full || AllFinite(v, cols, dim)) {
+    Gemm(rows, dim, cols, w.s.get(), kBlockK, 1, v.data, v.stride, w.o.get(), dp, true, true);
+  } else {
+    AccumulateRows(rows, cols, dim, w.s.get(), kBlockK, v, w.o.get(), dp);
+  }
 }
 
 // Runs piece `piece` of unit u. Writes the rows' final outputs when the unit has one
@@ -193,6 +185,8 @@ void RunPiece(const Problem& p, const Unit& u, int64_t piece, int64_t pieces, co
     w.m[r] = sink ? p.sink_logits[h] : -std::numeric_limits<float>::infinity();
     w.l[r] = sink ? 1.0f : 0.0f;
   }
+  // DotRows works on groups of four rows: the padding rows are zero.
+  std::fill(w.q.get() + rows * dp, w.q.get() + (rows + 3) / 4 * 4 * dp, 0.0f);
   std::fill_n(w.o.get(), rows * dp, 0.0f);
 
   const size_t begin = static_cast<size_t>(piece * decode::kSplitBlocks);

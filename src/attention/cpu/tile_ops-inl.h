@@ -8,6 +8,7 @@
 #define SWA_ATTENTION_CPU_TILE_OPS_INL_H_
 #endif
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -116,9 +117,11 @@ HWY_INLINE void Gemm(size_t m, size_t n, size_t k, const float* a, size_t a_rs, 
 }
 
 // S[r][j] = dot(Q[r], K[j]) for r < rows, j < cols: the dot-product form, for few
-// rows (decode), where broadcasting would leave most lanes idle. Q rows (stride ldq) are
-// zero-padded to whole vectors; K rows (stride ldk) are read only up to dim unless
-// k_padded.
+// rows (decode), where broadcasting would leave most lanes idle. Rows go in groups of
+// four kept in registers: Q and S must have room for rows rounded up to a multiple of
+// 4, and those extra Q rows must be zero (their S entries are then meaningless). Q rows
+// (stride ldq) are zero-padded to whole vectors; K rows (stride ldk) are read only up to
+// dim unless k_padded.
 HWY_INLINE void DotRows(size_t rows, size_t cols, size_t dim, const float* HWY_RESTRICT q, size_t ldq,
                         const float* HWY_RESTRICT k, size_t ldk, bool k_padded, float* HWY_RESTRICT s,
                         size_t lds) {
@@ -127,21 +130,33 @@ HWY_INLINE void DotRows(size_t rows, size_t cols, size_t dim, const float* HWY_R
   const size_t full = dim / L * L;
   const bool ragged = full < dim;
   const auto tail = hn::FirstN(d, dim - full);
-  constexpr size_t kRows = 4;
-  for (size_t j = 0; j < cols; ++j) {
-    const float* kr = k + j * ldk;
-    for (size_t r0 = 0; r0 < rows; r0 += kRows) {
-      const size_t nr = rows - r0 < kRows ? rows - r0 : kRows;
-      hn::Vec<DF> acc[kRows] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
+  for (size_t r0 = 0; r0 < rows; r0 += 4) {
+    const float* q0 = q + r0 * ldq;
+    const float* q1 = q0 + ldq;
+    const float* q2 = q1 + ldq;
+    const float* q3 = q2 + ldq;
+    for (size_t j = 0; j < cols; ++j) {
+      const float* kr = k + j * ldk;
+      auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
       for (size_t e = 0; e < full; e += L) {
         const auto kv = hn::LoadU(d, kr + e);
-        for (size_t r = 0; r < nr; ++r) acc[r] = hn::MulAdd(hn::LoadU(d, q + (r0 + r) * ldq + e), kv, acc[r]);
+        a0 = hn::MulAdd(hn::LoadU(d, q0 + e), kv, a0);
+        a1 = hn::MulAdd(hn::LoadU(d, q1 + e), kv, a1);
+        a2 = hn::MulAdd(hn::LoadU(d, q2 + e), kv, a2);
+        a3 = hn::MulAdd(hn::LoadU(d, q3 + e), kv, a3);
       }
       if (ragged) {
         const auto kv = k_padded ? hn::LoadU(d, kr + full) : hn::MaskedLoad(tail, d, kr + full);
-        for (size_t r = 0; r < nr; ++r) acc[r] = hn::MulAdd(hn::LoadU(d, q + (r0 + r) * ldq + full), kv, acc[r]);
+        a0 = hn::MulAdd(hn::LoadU(d, q0 + full), kv, a0);
+        a1 = hn::MulAdd(hn::LoadU(d, q1 + full), kv, a1);
+        a2 = hn::MulAdd(hn::LoadU(d, q2 + full), kv, a2);
+        a3 = hn::MulAdd(hn::LoadU(d, q3 + full), kv, a3);
       }
-      for (size_t r = 0; r < nr; ++r) s[(r0 + r) * lds + j] = hn::GetLane(hn::SumOfLanes(d, acc[r]));
+      float* sj = s + r0 * lds + j;
+      sj[0] = hn::GetLane(hn::SumOfLanes(d, a0));
+      sj[lds] = hn::GetLane(hn::SumOfLanes(d, a1));
+      sj[2 * lds] = hn::GetLane(hn::SumOfLanes(d, a2));
+      sj[3 * lds] = hn::GetLane(hn::SumOfLanes(d, a3));
     }
   }
 }
@@ -204,31 +219,36 @@ struct FloatRows {
   bool padded;  // rows may be read as whole vectors up to dim_padded
 };
 
-HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows, int64_t head,
-                   size_t dim_padded, float* buffer) {
+// Rows of one head to bring into cache while LoadRows copies others: rows of one head
+// are strided (a different page each for large H * D), which the hardware prefetchers
+// do not follow. LoadRows asks for row r of this block while it copies its own row r,
+// so that the requests are spread out and the miss queues do not overflow.
+struct PrefetchBlock {
+  const TensorRef* tensor = nullptr;  // null: nothing to prefetch
+  int64_t row0 = 0, rows = 0;
+};
+
+HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows,
+                              int64_t head, size_t dim_padded, float* buffer, PrefetchBlock prefetch = {}) {
   // Rows are copied even for f32: read in place, rows of a [L, H, D] tensor sit
   // H * D * 4 bytes apart (4 KiB for 8 heads of 128), all in the same L1 set, and the
   // micro-kernels thrash; a packed tile also reads as whole vectors (no tail masks).
   const size_t esize = DTypeSize(dtype);
-  for (int64_t r = 0; r < rows; ++r) {
-    const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
-    RowToFloat(src, dtype, t.dim, dim_padded, buffer + r * dim_padded);
+  const int64_t prefetch_rows = prefetch.tensor != nullptr ? prefetch.rows : 0;
+  for (int64_t r = 0; r < std::max(rows, prefetch_rows); ++r) {
+    if (r < prefetch_rows) {
+      const TensorRef& pt = *prefetch.tensor;
+      const size_t bytes = static_cast<size_t>(pt.dim) * esize;
+      const char* next = static_cast<const char*>(pt.data) + pt.Offset(batch, prefetch.row0 + r, head) * esize;
+      for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(next + b);
+      hwy::Prefetch(next + bytes - 1);
+    }
+    if (r < rows) {
+      const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
+      RowToFloat(src, dtype, t.dim, dim_padded, buffer + r * dim_padded);
+    }
   }
   return {buffer, dim_padded, true};
-}
-
-// Asks for rows [row0, row0 + rows) of one head to be brought into cache, so that a
-// later LoadRows finds them there: the rows of one head are strided (a different page
-// each for large H * D), which the hardware prefetchers do not follow.
-HWY_INLINE void PrefetchRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows,
-                             int64_t head) {
-  const size_t bytes = static_cast<size_t>(t.dim) * DTypeSize(dtype);
-  const size_t esize = DTypeSize(dtype);
-  for (int64_t r = 0; r < rows; ++r) {
-    const char* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
-    for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(src + b);
-    hwy::Prefetch(src + bytes - 1);
-  }
 }
 
 HWY_INLINE bool AllFinite(const FloatRows& rows, size_t count, size_t dim) {
