@@ -34,11 +34,16 @@ constexpr size_t kBlockK = 64;  // keys per schedule block
 
 // Per-worker scratch, allocated once per call and reused across tasks.
 struct Scratch {
-  size_t dim_padded = 0;
-  hwy::AlignedFreeUniquePtr<float[]> qt;   // [dim][kBlockQ]  Q^T, pre-scaled
-  hwy::AlignedFreeUniquePtr<float[]> o;    // [kBlockQ][dim_padded]
-  hwy::AlignedFreeUniquePtr<float[]> st;   // [kBlockK][kBlockQ]  S^T, then P^T
-  hwy::AlignedFreeUniquePtr<float[]> kv;   // [2][kBlockK][dim_padded] converted K, V
+  size_t dim_padded = 0;  // head_dim rounded up to whole vectors
+  // Row strides of the tiles: one vector more than their rows hold, so that rows are not
+  // a power of two apart (512 B rows all map to the same few L1 sets and the
+  // micro-kernels' operands evict each other).
+  size_t ld = 0;   // o and kv
+  size_t ldq = 0;  // qt and st
+  hwy::AlignedFreeUniquePtr<float[]> qt;   // [dim][ldq]  Q^T, pre-scaled
+  hwy::AlignedFreeUniquePtr<float[]> o;    // [kBlockQ][ld]
+  hwy::AlignedFreeUniquePtr<float[]> st;   // [kBlockK][ldq]  S^T, then P^T
+  hwy::AlignedFreeUniquePtr<float[]> kv;   // [2][kBlockK][ld] converted K, V
   hwy::AlignedFreeUniquePtr<float[]> row;  // [dim_padded]
   hwy::AlignedFreeUniquePtr<float[]> m, l, alpha;  // [kBlockQ]
   std::vector<KeyBlock> blocks;
@@ -48,10 +53,12 @@ struct Scratch {
   void Allocate(size_t dim) {
     const size_t lanes = hn::Lanes(DF());
     dim_padded = (dim + lanes - 1) / lanes * lanes;
-    qt = hwy::AllocateAligned<float>(dim * kBlockQ);
-    o = hwy::AllocateAligned<float>(kBlockQ * dim_padded);
-    st = hwy::AllocateAligned<float>(kBlockK * kBlockQ);
-    kv = hwy::AllocateAligned<float>(2 * kBlockK * dim_padded);
+    ld = dim_padded + lanes;
+    ldq = kBlockQ + lanes;
+    qt = hwy::AllocateAligned<float>(dim * ldq);
+    o = hwy::AllocateAligned<float>(kBlockQ * ld);
+    st = hwy::AllocateAligned<float>(kBlockK * ldq);
+    kv = hwy::AllocateAligned<float>(2 * kBlockK * ld);
     row = hwy::AllocateAligned<float>(dim_padded);
     m = hwy::AllocateAligned<float>(kBlockQ);
     l = hwy::AllocateAligned<float>(kBlockQ);
@@ -78,17 +85,17 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   const size_t L = hn::Lanes(d);
   const Problem& p = t.p;
   Scratch& w = t.w;
-  const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded;
+  const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded, ld = w.ld, ldq = w.ldq;
   const size_t rows = t.rows, row_vectors = t.row_vectors;
   const int64_t h = t.task.head;
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   float* st = w.st.get();
   // Packing K brings this block's V rows into cache; packing V, the next block's K rows.
-  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp, w.kv.get(),
+  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, w.kv.get(),
                                {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
   // S^T = K . Q^T  [cols x lanes_used]
-  Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), kBlockQ, st, kBlockQ, false, true);
+  Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), ldq, st, ldq, false, true);
 
   // Score transforms: softcap, ALiBi, then the mask of a partial block.
   if (p.softcap > 0 || p.alibi_slopes) {
@@ -100,13 +107,13 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
     for (size_t j = 0; j < cols; ++j) {
       const float rel = static_cast<float>(rel0 - static_cast<int64_t>(j));
       for (size_t v = 0; v < row_vectors; ++v) {
-        auto s = hn::Load(d, st + j * kBlockQ + v * L);
+        auto s = hn::Load(d, st + j * ldq + v * L);
         if (p.softcap > 0) s = hn::Mul(cap, hn::Tanh(d, hn::Mul(s, inv_cap)));
         if (p.alibi_slopes) {
           const auto dist = hn::Abs(hn::Add(hn::Set(d, rel + static_cast<float>(v * L)), iota));
           s = hn::NegMulAdd(vslope, dist, s);
         }
-        hn::Store(s, d, st + j * kBlockQ + v * L);
+        hn::Store(s, d, st + j * ldq + v * L);
       }
     }
   }
@@ -114,7 +121,7 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
     for (size_t r = 0; r < rows; ++r) {
       RowVisibility(rule, t.task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
       for (size_t j = 0; j < cols; ++j) {
-        if (!w.visible[j]) st[j * kBlockQ + r] = neg_inf;
+        if (!w.visible[j]) st[j * ldq + r] = neg_inf;
       }
     }
   }
@@ -125,14 +132,14 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   const auto vneg_inf = hn::Set(d, neg_inf);
   for (size_t v = 0; v < row_vectors; ++v) {
     auto block_max = vneg_inf;
-    for (size_t j = 0; j < cols; ++j) block_max = hn::Max(block_max, hn::Load(d, st + j * kBlockQ + v * L));
+    for (size_t j = 0; j < cols; ++j) block_max = hn::Max(block_max, hn::Load(d, st + j * ldq + v * L));
     const auto m_old = hn::Load(d, w.m.get() + v * L);
     const auto m_new = hn::Max(m_old, block_max);
     const auto m_use = hn::IfThenZeroElse(hn::Eq(m_new, vneg_inf), m_new);
     const auto alpha = ExpNonPositive(d, hn::Sub(m_old, m_use));
     auto sum = hn::Zero(d);
     for (size_t j = 0; j < cols; ++j) {
-      float* s = st + j * kBlockQ + v * L;
+      float* s = st + j * ldq + v * L;
       const auto e = ExpNonPositive(d, hn::Sub(hn::Load(d, s), m_use));
       hn::Store(e, d, s);
       sum = hn::Add(sum, e);
@@ -144,7 +151,7 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   for (size_t r = 0; r < rows; ++r) {
     const float a = w.alpha[r];
     if (a == 1.0f) continue;
-    float* orow = w.o.get() + r * dp;
+    float* orow = w.o.get() + r * ld;
     const auto va = hn::Set(d, a);
     for (size_t e = 0; e < dp; e += L) hn::Store(hn::Mul(hn::Load(d, orow + e), va), d, orow + e);
   }
@@ -152,20 +159,20 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   // O += P . V. A masked key has P = 0, but 0 * (NaN or Inf) in V would still poison
   // the rows that cannot see it; a partial block whose V is not finite takes the
   // per-row path that skips masked keys.
-  const FloatRows vr = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, dp,
-                                w.kv.get() + kBlockK * dp,
+  const FloatRows vr = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld,
+                                w.kv.get() + kBlockK * ld,
                                 next ? PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin}
                                      : PrefetchBlock{});
   if (kb.full || AllFinite(vr, cols, dim)) {
-    Gemm(rows, dim, cols, st, 1, kBlockQ, vr.data, vr.stride, w.o.get(), dp, true, vr.padded);
+    Gemm(rows, dim, cols, st, 1, ldq, vr.data, vr.stride, w.o.get(), ld, true, vr.padded);
     return;
   }
   for (size_t r = 0; r < rows; ++r) {
     RowVisibility(rule, t.task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
-    float* orow = w.o.get() + r * dp;
+    float* orow = w.o.get() + r * ld;
     for (size_t j = 0; j < cols; ++j) {
       if (!w.visible[j]) continue;
-      const float pj = st[j * kBlockQ + r];
+      const float pj = st[j * ldq + r];
       const float* vrow = vr.data + j * vr.stride;
       for (size_t e = 0; e < dim; ++e) orow[e] += pj * vrow[e];
     }
@@ -183,15 +190,15 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   const TaskState state{p, task, w, rows, row_vectors, row_vectors * L, h / p.group()};
 
   // Q^T, pre-multiplied by the softmax scale; unused lanes are zero.
-  std::fill_n(w.qt.get(), dim * kBlockQ, 0.0f);
+  std::fill_n(w.qt.get(), dim * w.ldq, 0.0f);
   const size_t esize = DTypeSize(p.dtype);
   for (size_t r = 0; r < rows; ++r) {
     const void* src =
         static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
     RowToFloat(src, p.dtype, dim, dp, w.row.get());
-    for (size_t e = 0; e < dim; ++e) w.qt[e * kBlockQ + r] = w.row[e] * p.scale;
+    for (size_t e = 0; e < dim; ++e) w.qt[e * w.ldq + r] = w.row[e] * p.scale;
   }
-  std::fill_n(w.o.get(), rows * dp, 0.0f);
+  std::fill_n(w.o.get(), rows * w.ld, 0.0f);
   // A learned sink is a key with logit `sink` and a zero value: it starts the softmax.
   const bool has_sink = p.sink_logits != nullptr;
   std::fill_n(w.m.get(), kBlockQ, has_sink ? p.sink_logits[h] : -std::numeric_limits<float>::infinity());
@@ -214,7 +221,7 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
     const int64_t i = task.begin + static_cast<int64_t>(r);
     const float l = w.l[r];
     void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * esize;
-    RowFromFloat(w.o.get() + r * dp, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, dst);
+    RowFromFloat(w.o.get() + r * w.ld, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, dst);
     if (p.lse) {
       p.lse[p.LseIndex(seq, h, i)] = l != 0 ? w.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
     }

@@ -36,7 +36,8 @@ using decode::WorkBlock;
 
 struct Scratch {
   size_t dim_padded = 0;
-  hwy::AlignedFreeUniquePtr<float[]> q, o, s, kv;  // [rows][dp], [rows][dp], [rows][kBlockK], [2][kBlockK][dp]
+  size_t ld = 0;  // row stride of the K/V tiles: one vector more, off powers of two
+  hwy::AlignedFreeUniquePtr<float[]> q, o, s, kv;  // [rows][dp], [rows][dp], [rows][kBlockK], [2][kBlockK][ld]
   float m[kMaxRows], l[kMaxRows];
   std::vector<KeySpan> spans;
   std::vector<WorkBlock> blocks;
@@ -46,10 +47,11 @@ struct Scratch {
   void Allocate(size_t dim) {
     const size_t lanes = hn::Lanes(DF());
     dim_padded = (dim + lanes - 1) / lanes * lanes;
+    ld = dim_padded + lanes;
     q = hwy::AllocateAligned<float>(kMaxRows * dim_padded);
     o = hwy::AllocateAligned<float>(kMaxRows * dim_padded);
     s = hwy::AllocateAligned<float>(kMaxRows * kBlockK);
-    kv = hwy::AllocateAligned<float>(2 * kBlockK * dim_padded);
+    kv = hwy::AllocateAligned<float>(2 * kBlockK * ld);
     visible.resize(kBlockK);
   }
 };
@@ -99,7 +101,7 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
   const float neg_inf = -std::numeric_limits<float>::infinity();
   // Packing K brings this block's V rows into cache; packing V, the next block's K rows.
   const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols),
-                               u.kv_head, dp, w.kv.get(), {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
+                               u.kv_head, w.ld, w.kv.get(), {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
   DotRows(rows, cols, dim, w.q.get(), dp, k.data, k.stride, k.padded, w.s.get(), kBlockK);
   for (size_t r = 0; r < rows; ++r) {
     const size_t hi = r / lq;  // head index within the unit
@@ -152,8 +154,8 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
   }
   // O += P . V; a partial block whose V is not finite skips its masked keys (0 * NaN).
   const FloatRows v =
-      LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), u.kv_head, dp,
-               w.kv.get() + kBlockK * dp,
+      LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), u.kv_head, w.ld,
+               w.kv.get() + kBlockK * w.ld,
                next ? PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin} : PrefetchBlock{});
   if (kb.full || AllFinite(v, cols, dim)) {
     Gemm(rows, dim, cols, w.s.get(), kBlockK, 1, v.data, v.stride, w.o.get(), dp, true, true);

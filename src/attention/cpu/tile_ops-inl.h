@@ -64,21 +64,21 @@ HWY_INLINE void MicroKernel(size_t k, const float* HWY_RESTRICT a, size_t a_rs, 
 }
 
 // Rows [0, m) of one column group: full MR-row kernels, then one shorter kernel.
-template <size_t NR>
+template <size_t MR, size_t NR>
 HWY_INLINE void GemmColumnGroup(size_t m, size_t k, const float* a, size_t a_rs, size_t a_cs, const float* b,
                                 size_t ldb, float* c, size_t ldc, bool accumulate,
                                 const hn::Mask<DF>* last_mask) {
   size_t r = 0;
-  for (; r + kMR <= m; r += kMR) {
-    MicroKernel<kMR, NR>(k, a + r * a_rs, a_rs, a_cs, b, ldb, c + r * ldc, ldc, accumulate, last_mask);
+  for (; r + MR <= m; r += MR) {
+    MicroKernel<MR, NR>(k, a + r * a_rs, a_rs, a_cs, b, ldb, c + r * ldc, ldc, accumulate, last_mask);
   }
   const size_t rest = m - r;
   const float* ar = a + r * a_rs;
   float* cr = c + r * ldc;
   switch (rest) {
-#define SWA_TAIL_CASE(R)                                                                   \
-  case R:                                                                                  \
-    if constexpr (R < kMR) MicroKernel<R, NR>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, accumulate, last_mask); \
+#define SWA_TAIL_CASE(R)                                                                              \
+  case R:                                                                                             \
+    if constexpr (R < MR) MicroKernel<R, NR>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, accumulate, last_mask); \
     break;
     SWA_TAIL_CASE(1)
     SWA_TAIL_CASE(2)
@@ -96,6 +96,7 @@ HWY_INLINE void GemmColumnGroup(size_t m, size_t k, const float* a, size_t a_rs,
 // C[m x n] (+)= A[m x k] * B[k x n], A broadcast through strides (a_rs, a_cs), B rows
 // of stride ldb, C rows of stride ldc padded to a whole number of vectors. If
 // `b_padded` is false, B rows are read only up to n (the last vector is masked).
+template <size_t MR = kMR, size_t NR = kNR>
 HWY_INLINE void Gemm(size_t m, size_t n, size_t k, const float* a, size_t a_rs, size_t a_cs, const float* b,
                      size_t ldb, float* c, size_t ldc, bool accumulate, bool b_padded) {
   const DF d;
@@ -104,15 +105,15 @@ HWY_INLINE void Gemm(size_t m, size_t n, size_t k, const float* a, size_t a_rs, 
   const bool ragged = !b_padded && n % L != 0;
   const auto tail_mask = hn::FirstN(d, n % L);
   size_t v = 0;
-  for (; v + kNR <= vectors; v += kNR) {
-    const bool last = ragged && v + kNR == vectors;
-    GemmColumnGroup<kNR>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
-                         last ? &tail_mask : nullptr);
+  for (; v + NR <= vectors; v += NR) {
+    const bool last = ragged && v + NR == vectors;
+    GemmColumnGroup<MR, NR>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
+                            last ? &tail_mask : nullptr);
   }
   for (; v < vectors; ++v) {
     const bool last = ragged && v + 1 == vectors;
-    GemmColumnGroup<1>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
-                       last ? &tail_mask : nullptr);
+    GemmColumnGroup<MR, 1>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
+                           last ? &tail_mask : nullptr);
   }
 }
 
