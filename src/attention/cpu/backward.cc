@@ -10,13 +10,13 @@
 //   dV_j += P_ij dO_i,   dK_j += scale dX_ij q_i,   dQ_i += scale dX_ij k_j
 //   dsink_h = -sum_i exp(sink_h - lse_i) D_i
 //
-// Work: a task is a segment of kSegment keys of one kv head of one sequence. It walks
-// the segment's key blocks and, for each query head of the group, the query blocks that
-// the schedule says see them; dK and dV of the segment are complete inside the task, so
-// they need no atomics. Tiles are [query][key], keys in the vector lanes: S = Q (scale
-// K)^T and dP = dO V^T broadcast Q and dO from their (packed) rows against K^T and V^T,
-// which are transposed once per key block; dV, dK and dQ then broadcast P and dS. No
-// transpose of Q or dO is needed per tile.
+// Work: a task is a segment of kSegment keys of one kv head of one sequence. It
+// prepares the segment's key blocks, then, for each query head of the group, walks the
+// query blocks that the schedule says see them, each against the key blocks it sees; dK
+// and dV of the segment are complete inside the task, so they need no atomics. Tiles are [query][key], keys
+// in the vector lanes: S = Q (scale K)^T and dP = dO V^T broadcast Q and dO from their (packed) rows against
+// K^T and V^T, which are transposed once per key block; dV, dK and dQ then broadcast P and dS. No transpose
+// of Q or dO is needed per tile.
 //
 // dQ contributions of different tasks overlap. Each task sums its own into a private
 // buffer covering only the query blocks its keys reach, and the buffers are added into
@@ -45,14 +45,16 @@
 #include "attention/schedule.h"
 #include "common/error.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace swa::attention::cpu::HWY_NAMESPACE {
 namespace {
 
-constexpr size_t kBlock = 64;              // query rows and keys of one tile
-constexpr int64_t kSegment = 4 * kBlock;   // keys per task: fewer, larger dq commits
+constexpr size_t kBlock = 64;         // query rows and keys of one tile
+constexpr size_t kSegmentBlocks = 4;  // key blocks per task: fewer, larger dq commits
+constexpr int64_t kSegment = kSegmentBlocks * kBlock;
 constexpr int64_t kRowsPerPrepTask = 256;  // rows per task of the D_i and final passes
 
 using Floats = hwy::AlignedFreeUniquePtr<float[]>;
@@ -94,6 +96,20 @@ RowBlock ReadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, 
     RowToFloat(src, dtype, static_cast<size_t>(t.dim), dim_padded, buffer + r * dim_padded);
   }
   return {buffer, dim_padded};
+}
+
+// Asks for rows [row0, row0 + rows) of one head to be brought into cache while other
+// work runs: rows of one head are strided (a page apart for large H * D), which the
+// hardware prefetchers do not follow.
+void PrefetchRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, size_t rows, int64_t head) {
+  const size_t esize = static_cast<size_t>(DTypeSize(dtype));
+  const size_t bytes = static_cast<size_t>(t.dim) * esize;
+  for (size_t r = 0; r < rows; ++r) {
+    const char* src =
+        static_cast<const char*>(t.data) + t.Offset(batch, row0 + static_cast<int64_t>(r), head) * esize;
+    for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(src + b);
+    hwy::Prefetch(src + bytes - 1);
+  }
 }
 
 // The call's inputs and the state shared by all tasks.
@@ -161,25 +177,27 @@ struct Slot {
 
 // Per-worker tiles, allocated once per call.
 struct Scratch {
-  Floats kt, vt;      // [dim][kBlock]  (scale K)^T and V^T of the key block
-  Floats kv;          // [2][kBlock][dp]  K and V rows, packed f32
-  Floats qo;          // [2][kBlock][dp]  Q and dO rows, packed f32
-  Floats dk, dv;      // [kBlock][dp]  sums for the key block
+  // Per key block b of the task's segment:
+  Floats kt, vt;  // [kSegmentBlocks][dim][kBlock]  (scale K)^T and V^T
+  Floats k;       // [kSegmentBlocks][kBlock][dp]  K rows, packed f32
+  Floats dk, dv;  // [kSegmentBlocks][kBlock][dp]  sums
+  std::vector<QueryBlock> key_block_rows[kSegmentBlocks];  // the query blocks that see block b
+  // Per query block:
+  Floats qo;          // [2][kBlock][dp]  Q and dO rows, packed f32 (V rows while packing keys)
   Floats s, ds;       // [kBlock][kBlock]  S, then P; dP, then scale * dX
   Floats lse, delta;  // [kBlock]
   std::vector<uint8_t> visible;
-  std::vector<QueryBlock> blocks;
   std::vector<BandRule> rules;                       // [group]
   std::vector<std::vector<QueryBlock>> head_blocks;  // [group] the segment's schedule
   std::vector<size_t> head_entry;                    // [group] first tile of the head
 
   void Allocate(size_t dim, size_t dp, int64_t group) {
-    kt = AllocateFloats(dim * kBlock);
-    vt = AllocateFloats(dim * kBlock);
-    kv = AllocateFloats(2 * kBlock * dp);
+    kt = AllocateFloats(kSegmentBlocks * dim * kBlock);
+    vt = AllocateFloats(kSegmentBlocks * dim * kBlock);
+    k = AllocateFloats(kSegmentBlocks * kBlock * dp);
+    dk = AllocateFloats(kSegmentBlocks * kBlock * dp);
+    dv = AllocateFloats(kSegmentBlocks * kBlock * dp);
     qo = AllocateFloats(2 * kBlock * dp);
-    dk = AllocateFloats(kBlock * dp);
-    dv = AllocateFloats(kBlock * dp);
     s = AllocateFloats(kBlock * kBlock);
     ds = AllocateFloats(kBlock * kBlock);
     lse = AllocateFloats(kBlock);
@@ -245,30 +263,27 @@ void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const 
   }
 }
 
-// One tile: query block qb of head h against the key block at kb0 (K^T, V^T and the K
-// rows already prepared). Adds into the block's dK, dV sums and into dq_tile.
-void RunTile(const Context& c, const Sequence& seq, int64_t h, const BandRule& rule, const QueryBlock& qb,
-             int64_t kb0, size_t cols, const RowBlock& k, float* dq_tile, Scratch& w) {
-  const Problem& p = c.p;
+// One tile: query block qb of head h (Q, dO, lse and D_i already in w) against key
+// block b of the segment, whose first key is kb0. Adds into the key block's dK and dV
+// sums and into dq_tile.
+void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock& qb, size_t b, int64_t kb0,
+             size_t cols, float* dq_tile, Scratch& w) {
   const size_t dim = c.dim, dp = c.dp;
   const size_t rows = static_cast<size_t>(qb.end - qb.begin);
-  const int64_t row0 = seq.q_begin + qb.begin;
-  const RowBlock q = ReadRows(p.q, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get());
-  const RowBlock dout = ReadRows(c.g.dout, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get() + kBlock * dp);
-  for (size_t r = 0; r < rows; ++r) {
-    const int64_t index = p.LseIndex(seq, h, qb.begin + static_cast<int64_t>(r));
-    w.lse[r] = c.g.lse[index];
-    w.delta[r] = c.delta[index];
-  }
+  const float* q = w.qo.get();
+  const float* dout = w.qo.get() + kBlock * dp;
+  const float* kt = w.kt.get() + b * dim * kBlock;
+  const float* vt = w.vt.get() + b * dim * kBlock;
+  const float* k = w.k.get() + b * kBlock * dp;
   // S = Q (scale K)^T and dP = dO V^T, [rows][cols].
-  Gemm(rows, cols, dim, q.data, q.stride, 1, w.kt.get(), kBlock, w.s.get(), kBlock, false, true);
-  Gemm(rows, cols, dim, dout.data, dout.stride, 1, w.vt.get(), kBlock, w.ds.get(), kBlock, false, true);
+  Gemm(rows, cols, dim, q, dp, 1, kt, kBlock, w.s.get(), kBlock, false, true);
+  Gemm(rows, cols, dim, dout, dp, 1, vt, kBlock, w.ds.get(), kBlock, false, true);
   ScoresToGradients(c, rule, h, qb, kb0, cols, w);
   // dV += P^T dO and dK += (scale dX)^T Q: A is read transposed (a_rs = 1).
-  Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout.data, dout.stride, w.dv.get(), dp, true, true);
-  Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q.data, q.stride, w.dk.get(), dp, true, true);
+  Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout, dp, w.dv.get() + b * kBlock * dp, dp, true, true);
+  Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q, dp, w.dk.get() + b * kBlock * dp, dp, true, true);
   // dQ += (scale dX) K.
-  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k.data, k.stride, dq_tile, dp, true, true);
+  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k, dp, dq_tile, dp, true, true);
 }
 
 // Transposes rows x dim of `src` into dst[dim][kBlock] times `mul`; zero columns pad
@@ -281,12 +296,21 @@ void TransposeBlock(const RowBlock& src, size_t rows, size_t dim, float mul, flo
   }
 }
 
-// Pass 2: one task, keys [task.begin, task.end) of kv head task.head.
+// Pass 2: one task, keys [task.begin, task.end) of kv head task.head. The key blocks'
+// K^T, V^T and dK, dV sums stay in the worker's tiles while the query blocks go by, so
+// that Q and dO rows (strided in memory) are packed once per query block, with the next
+// block's rows prefetched meanwhile.
 void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot) {
   const Problem& p = c.p;
   const size_t dim = c.dim, dp = c.dp, tile = kBlock * dp;
   const Sequence seq = p.Seq(task.seq);
   const int64_t kvh = task.head, group = p.group();
+  const size_t key_blocks = static_cast<size_t>(task.end - task.begin + kBlock - 1) / kBlock;
+  auto block_begin = [&](size_t b) { return task.begin + static_cast<int64_t>(b * kBlock); };
+  auto block_cols = [&](size_t b) {
+    return static_cast<size_t>(std::min<int64_t>(kBlock, task.end - block_begin(b)));
+  };
+
   slot.seq = task.seq;
   slot.entries.clear();
   w.rules.clear();
@@ -300,34 +324,61 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot)
   float* tiles = slot.tiles.Reserve(slot.entries.size() * tile);
   std::fill_n(tiles, slot.entries.size() * tile, 0.0f);
 
-  const size_t esize = static_cast<size_t>(DTypeSize(p.dtype));
-  for (int64_t kb0 = task.begin; kb0 < task.end; kb0 += static_cast<int64_t>(kBlock)) {
-    const size_t cols = static_cast<size_t>(std::min<int64_t>(kBlock, task.end - kb0));
-    const int64_t key0 = seq.k_begin + kb0;
-    const RowBlock k = ReadRows(p.k, p.dtype, seq.batch, key0, cols, kvh, dp, w.kv.get());
-    const RowBlock v = ReadRows(p.v, p.dtype, seq.batch, key0, cols, kvh, dp, w.kv.get() + kBlock * dp);
-    TransposeBlock(k, cols, dim, c.scale, w.kt.get());
-    TransposeBlock(v, cols, dim, 1.0f, w.vt.get());
-    std::fill_n(w.dk.get(), cols * dp, 0.0f);
-    std::fill_n(w.dv.get(), cols * dp, 0.0f);
-    for (int64_t gi = 0; gi < group; ++gi) {
-      const std::vector<QueryBlock>& seg = w.head_blocks[gi];
-      ScheduleKeyBlock(w.rules[gi], kb0, kb0 + static_cast<int64_t>(cols), kBlock, &w.blocks);
-      for (const QueryBlock& qb : w.blocks) {
-        // The segment's schedule lists every block that any of its key blocks lists.
-        const auto it = std::lower_bound(seg.begin(), seg.end(), qb.begin,
-                                         [](const QueryBlock& b, int64_t begin) { return b.begin < begin; });
-        if (it == seg.end() || it->begin != qb.begin)
-          throw Error(SWA_ERR_INTERNAL, "backward: schedule mismatch");
-        float* dq_tile = tiles + (w.head_entry[gi] + static_cast<size_t>(it - seg.begin())) * tile;
-        RunTile(c, seq, kvh * group + gi, w.rules[gi], qb, kb0, cols, k, dq_tile, w);
+  for (size_t b = 0; b < key_blocks; ++b) {
+    const size_t cols = block_cols(b);
+    const int64_t key0 = seq.k_begin + block_begin(b);
+    const RowBlock k = ReadRows(p.k, p.dtype, seq.batch, key0, cols, kvh, dp, w.k.get() + b * kBlock * dp);
+    const RowBlock v = ReadRows(p.v, p.dtype, seq.batch, key0, cols, kvh, dp, w.qo.get());
+    TransposeBlock(k, cols, dim, c.scale, w.kt.get() + b * dim * kBlock);
+    TransposeBlock(v, cols, dim, 1.0f, w.vt.get() + b * dim * kBlock);
+    std::fill_n(w.dk.get() + b * kBlock * dp, cols * dp, 0.0f);
+    std::fill_n(w.dv.get() + b * kBlock * dp, cols * dp, 0.0f);
+  }
+
+  for (int64_t gi = 0; gi < group; ++gi) {
+    const int64_t h = kvh * group + gi;
+    const BandRule& rule = w.rules[gi];
+    for (size_t b = 0; b < key_blocks; ++b) {
+      ScheduleKeyBlock(rule, block_begin(b), block_begin(b) + static_cast<int64_t>(block_cols(b)), kBlock,
+                       &w.key_block_rows[b]);
+    }
+    size_t cursor[kSegmentBlocks] = {};
+    const std::vector<QueryBlock>& seg = w.head_blocks[gi];
+    for (size_t e = 0; e < seg.size(); ++e) {
+      const QueryBlock& qb = seg[e];
+      const size_t rows = static_cast<size_t>(qb.end - qb.begin);
+      const int64_t row0 = seq.q_begin + qb.begin;
+      ReadRows(p.q, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get());
+      ReadRows(c.g.dout, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get() + kBlock * dp);
+      if (e + 1 < seg.size()) {
+        const QueryBlock& next = seg[e + 1];
+        const size_t next_rows = static_cast<size_t>(next.end - next.begin);
+        PrefetchRows(p.q, p.dtype, seq.batch, seq.q_begin + next.begin, next_rows, h);
+        PrefetchRows(c.g.dout, p.dtype, seq.batch, seq.q_begin + next.begin, next_rows, h);
+      }
+      for (size_t r = 0; r < rows; ++r) {
+        const int64_t index = p.LseIndex(seq, h, qb.begin + static_cast<int64_t>(r));
+        w.lse[r] = c.g.lse[index];
+        w.delta[r] = c.delta[index];
+      }
+      float* dq_tile = tiles + (w.head_entry[gi] + e) * tile;
+      for (size_t b = 0; b < key_blocks; ++b) {
+        // Both lists ascend, and the segment's holds every block that a key block's does.
+        const std::vector<QueryBlock>& sees = w.key_block_rows[b];
+        while (cursor[b] < sees.size() && sees[cursor[b]].begin < qb.begin) ++cursor[b];
+        if (cursor[b] == sees.size() || sees[cursor[b]].begin != qb.begin) continue;
+        RunTile(c, h, rule, sees[cursor[b]], b, block_begin(b), block_cols(b), dq_tile, w);
       }
     }
-    for (size_t j = 0; j < cols; ++j) {
-      const int64_t key = key0 + static_cast<int64_t>(j);
-      RowFromFloat(w.dk.get() + j * dp, 1.0f, dim, p.dtype,
+  }
+
+  const size_t esize = static_cast<size_t>(DTypeSize(p.dtype));
+  for (size_t b = 0; b < key_blocks; ++b) {
+    for (size_t j = 0; j < block_cols(b); ++j) {
+      const int64_t key = seq.k_begin + block_begin(b) + static_cast<int64_t>(j);
+      RowFromFloat(w.dk.get() + (b * kBlock + j) * dp, 1.0f, dim, p.dtype,
                    static_cast<char*>(c.g.dk.data) + c.g.dk.Offset(seq.batch, key, kvh) * esize);
-      RowFromFloat(w.dv.get() + j * dp, 1.0f, dim, p.dtype,
+      RowFromFloat(w.dv.get() + (b * kBlock + j) * dp, 1.0f, dim, p.dtype,
                    static_cast<char*>(c.g.dv.data) + c.g.dv.Offset(seq.batch, key, kvh) * esize);
     }
   }
