@@ -15,6 +15,7 @@
 
 #include "attention/rule.h"
 #include "attention/validate.h"
+#include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "cli/machine.h"
 #include "common/parallel.h"
@@ -34,8 +35,6 @@ struct Shape {
   bool decode = false;    // report bandwidth instead of FLOP rate
 };
 
-const char* DtypeName(swa_dtype t) { return t == SWA_F32 ? "f32" : t == SWA_BF16 ? "bf16" : "f16"; }
-
 // Random inputs for one shape, allocated and touched once.
 class Inputs {
  public:
@@ -47,9 +46,9 @@ class Inputs {
     out_.resize(q_.size());
     lse_.resize(s.hq * s.lq);
     std::mt19937_64 rng(7);
-    Fill(q_, rng);
-    Fill(k_, rng);
-    Fill(v_, rng);
+    FillRandom(q_, s.dtype, rng);
+    FillRandom(k_, s.dtype, rng);
+    FillRandom(v_, s.dtype, rng);
     params_.Window(s.window < 0 ? -1 : s.window - 1, 0).Causal(true);
   }
   void Run(int threads) {
@@ -69,19 +68,6 @@ class Inputs {
   }
 
  private:
-  void Fill(std::vector<uint8_t>& buf, std::mt19937_64& rng) {
-    std::normal_distribution<float> dist;
-    const size_t count = buf.size() / (s_.dtype == SWA_F32 ? 4 : 2);
-    for (size_t i = 0; i < count; ++i) {
-      const float x = dist(rng);
-      if (s_.dtype == SWA_F32) {
-        std::memcpy(&buf[4 * i], &x, 4);
-      } else {
-        const uint16_t h = s_.dtype == SWA_BF16 ? FloatToBF16(x) : FloatToF16(x);
-        std::memcpy(&buf[2 * i], &h, 2);
-      }
-    }
-  }
   Shape s_;
   std::vector<uint8_t> q_, k_, v_, out_;
   std::vector<float> lse_;
@@ -298,8 +284,8 @@ int RunForwardBench(const BenchOptions& opt, json* out) {
 
 int RunBench(const BenchOptions& opt) {
   const bool all = opt.suite == "all";
-  if (!all && opt.suite != "forward" && opt.suite != "decode") {
-    std::fprintf(stderr, "unknown bench suite '%s' (forward, decode or all)\n", opt.suite.c_str());
+  if (!all && opt.suite != "forward" && opt.suite != "backward" && opt.suite != "decode") {
+    std::fprintf(stderr, "unknown bench suite '%s' (forward, backward, decode or all)\n", opt.suite.c_str());
     return 2;
   }
   json doc = json::object();
@@ -307,6 +293,10 @@ int RunBench(const BenchOptions& opt) {
   if (all || opt.suite == "forward") {
     std::printf("== forward ==\n");
     rc |= RunForwardBench(opt, &doc["forward"]);
+  }
+  if (all || opt.suite == "backward") {
+    std::printf("\n== backward ==\n");
+    rc |= RunBackwardBench(opt, &doc["backward"]);
   }
   if (all || opt.suite == "decode") {
     std::printf("\n== decode (KV cache) ==\n");

@@ -15,7 +15,7 @@ struct BenchOptions {
   int threads = 0;         // 0 = all cores
   std::string json_path;   // also write the results as JSON here
   bool quick = false;      // smaller shapes (smoke test)
-  std::string suite = "all";  // forward, decode or all
+  std::string suite = "all";  // forward, backward, decode or all
 };
 // `swa bench [suite]`: runs the suites, prints their tables and writes one JSON
 // document {"forward": ..., "decode": ...} to json_path if set.
@@ -24,5 +24,7 @@ int RunBench(const BenchOptions& opt);
 int RunForwardBench(const BenchOptions& opt, nlohmann::json* doc);
 // Streaming decode through the KV cache.
 int RunDecodeBench(const BenchOptions& opt, nlohmann::json* doc);
+// The backward against the forward at the same shape.
+int RunBackwardBench(const BenchOptions& opt, nlohmann::json* doc);
 
 }  // namespace swa::cli
