@@ -99,6 +99,29 @@ TEST(RuleTest, RowVisibilityMatchesContract) {
   }
 }
 
+TEST(RuleTest, KeyRowRangesMatchContractWithoutExtras) {
+  std::vector<int64_t> first(64), last(64);
+  for (RuleCase r : RandomRuleCases(3000, 6)) {
+    r.c.sinks = 0;
+    r.c.globals.clear();
+    const BandRule rule = r.Make();
+    ASSERT_FALSE(rule.has_extras());
+    for (int64_t i0 = 0; i0 < r.c.lq; i0 += 3) {
+      const int64_t i1 = std::min(r.c.lq, i0 + 1 + i0 % 5);
+      for (int64_t j0 = 0; j0 < r.c.lk; j0 += 4) {
+        const int64_t j1 = std::min(r.c.lk, j0 + 1 + (i0 + j0) % 6);
+        KeyRowRanges(rule, i0, i1, j0, j1, first.data(), last.data());
+        for (int64_t j = j0; j < j1; ++j) {
+          for (int64_t i = i0; i < i1; ++i) {
+            const bool in = i >= first[j - j0] && i <= last[j - j0];
+            ASSERT_EQ(in, r.c.Visible(i, j)) << r.Name() << " i=" << i << " j=" << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(RuleTest, HugeWindowsActAsUnbounded) {
   ContractRule c;
   c.lq = 9;

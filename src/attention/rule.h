@@ -60,6 +60,8 @@ class BandRule {
   // Keys [0, sink_keys()) of this call are sink tokens.
   int64_t sink_keys() const { return sink_; }
   bool has_globals() const { return num_globals_ > 0; }
+  // Whether anything but the local band (and causality) decides visibility.
+  bool has_extras() const { return sink_ > 0 || num_globals_ > 0; }
 
  private:
   int64_t lq_, lk_, offset_;  // offset_: key-index position of query row 0

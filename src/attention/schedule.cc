@@ -58,6 +58,20 @@ bool TileFullyVisible(const BandRule& rule, int64_t i0, int64_t i1, int64_t j0, 
   return rule.CountGlobal(p0, p1) == i1 - i0;
 }
 
+void KeyRowRanges(const BandRule& rule, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t* first,
+                  int64_t* last) {
+  // Row i sees key j iff LocalLo(p_i) <= j <= LocalHi(p_i) (LocalHi includes the causal
+  // cap), both monotone in i: first = the first row whose LocalHi reaches j, last = the
+  // last row whose LocalLo does not pass j.
+  int64_t a = i0, b = i0;  // b: first row with LocalLo > j
+  for (int64_t j = j0; j < j1; ++j) {
+    while (a < i1 && rule.LocalHi(rule.Position(a)) < j) ++a;
+    while (b < i1 && rule.LocalLo(rule.Position(b)) <= j) ++b;
+    first[j - j0] = a;
+    last[j - j0] = (j < 0 || j >= rule.lk()) ? a - 1 : b - 1;
+  }
+}
+
 void RowVisibility(const BandRule& rule, int64_t i, int64_t j0, int64_t j1, uint8_t* visible) {
   std::fill(visible, visible + (j1 - j0), uint8_t{0});
   auto mark = [&](int64_t lo, int64_t hi) {  // inclusive, clipped to the block

@@ -41,6 +41,13 @@ void ScheduleKeyBlock(const BandRule& rule, int64_t j0, int64_t j1, int64_t bloc
 // interval form: O(j1 - j0) plus one binary search per global token in range.
 void RowVisibility(const BandRule& rule, int64_t i, int64_t j0, int64_t j1, uint8_t* visible);
 
+// For a rule without sink or global tokens, the rows of [i0, i1) that see key j form
+// one interval (the band is monotone): [first[j - j0], last[j - j0]] for each key of
+// [j0, j1), empty when first > last. Both ends are non-decreasing in j, so one sweep
+// finds them all: O((i1 - i0) + (j1 - j0)).
+void KeyRowRanges(const BandRule& rule, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t* first,
+                  int64_t* last);
+
 // Whether every pair of rows [i0, i1) x keys [j0, j1) is visible (conservative).
 bool TileFullyVisible(const BandRule& rule, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 

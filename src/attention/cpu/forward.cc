@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -57,6 +58,7 @@ struct Scratch {
   std::vector<KeyBlock> blocks;
   std::vector<KeySpan> spans;
   std::vector<uint8_t> visible;
+  int64_t key_first[kBlockK], key_last[kBlockK];  // rows that see each key of a block
 
   void Allocate(size_t dim, DType dtype) {
     const size_t lanes = hn::Lanes(DF());
@@ -126,18 +128,30 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   if (w.bf16_dot) {
 #if HWY_TARGET == HWY_AVX3
     // S^T = K . Q^T with two bf16 products per lane and instruction; the scale is
-    // applied to the scores below (Q is not pre-scaled on this path).
+    // applied to the scores below (Q is not pre-scaled on this path). A bf16 row read
+    // as 32-bit words already holds the pairs, so K rows are copied as they are (an odd
+    // head_dim's last word gets a zero high half).
     for (size_t j = 0; j < cols; ++j) {
       const uint16_t* krow = Bf16Row(span.k, span.batch, span.row0 + kb.begin + static_cast<int64_t>(j), t.kv_head);
-      for (size_t u = 0; u < w.pairs; ++u) w.kp[j * w.ldk_pairs + u] = PairWord(krow, u, dim);
+      uint32_t* dst = w.kp.get() + j * w.ldk_pairs;
+      std::memcpy(dst, krow, dim * sizeof(uint16_t));
+      if (dim % 2 != 0) dst[w.pairs - 1] &= 0xffffu;
     }
     GemmBf16(cols, row_vectors, w.pairs, w.kp.get(), w.ldk_pairs, 1, w.qp.get(), ldq, st, ldq, false);
 #endif
   } else {
-    // Packing K brings this block's V rows into cache; packing V, the next block's K rows.
-    const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld,
-                                 w.kv.get(), {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
-    // S^T = K . Q^T  [cols x lanes_used]
+    // S^T = K . Q^T  [cols x lanes_used]. K is the broadcast operand, read a few rows
+    // at a time, so f32 rows are used in place; other dtypes are converted (packing
+    // also brings this block's V rows into cache; packing V, the next block's K rows).
+    FloatRows k;
+    if (p.dtype == DType::kF32) {
+      k = {static_cast<const float*>(span.k.data) + span.k.Offset(span.batch, span.row0 + kb.begin, t.kv_head),
+           static_cast<size_t>(span.k.stride_l), false};
+      PrefetchRows({&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)}, p.dtype, span.batch, t.kv_head);
+    } else {
+      k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, w.kv.get(),
+                   {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
+    }
     Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), ldq, st, ldq, false, true);
   }
 
@@ -163,7 +177,22 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
       }
     }
   }
-  if (!kb.full) {
+  if (!kb.full && !rule.has_extras()) {
+    // The rows that see key j are one interval [first, last]: blend -inf into the other
+    // lanes of the key's row of S^T, a vector at a time.
+    KeyRowRanges(rule, t.task.begin, t.task.end, kb.begin, kb.end, w.key_first, w.key_last);
+    const auto lane = hn::Iota(d, 0.0f);
+    const auto vneg = hn::Set(d, neg_inf);
+    for (size_t j = 0; j < cols; ++j) {
+      const auto first = hn::Set(d, static_cast<float>(w.key_first[j] - t.task.begin));
+      const auto last = hn::Set(d, static_cast<float>(w.key_last[j] - t.task.begin));
+      for (size_t v = 0; v < row_vectors; ++v) {
+        const auto i = hn::Add(lane, hn::Set(d, static_cast<float>(v * L)));
+        float* s = st + j * ldq + v * L;
+        hn::Store(hn::IfThenElse(hn::Or(hn::Lt(i, first), hn::Gt(i, last)), vneg, hn::Load(d, s)), d, s);
+      }
+    }
+  } else if (!kb.full) {
     for (size_t r = 0; r < rows; ++r) {
       RowVisibility(rule, t.task.begin + static_cast<int64_t>(r), kb.begin, kb.end, w.visible.data());
       for (size_t j = 0; j < cols; ++j) {
@@ -213,7 +242,11 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
     bool finite = true;
     for (size_t j = 0; j < cols; ++j) {
       vrows[j] = Bf16Row(span.v, span.batch, span.row0 + kb.begin + static_cast<int64_t>(j), t.kv_head);
-      for (size_t e = 0; e < dim && !kb.full; ++e) finite = finite && (vrows[j][e] & 0x7f80) != 0x7f80;
+      if (!kb.full) {  // an exponent of all ones is Inf or NaN
+        unsigned non_finite = 0;
+        for (size_t e = 0; e < dim; ++e) non_finite |= (vrows[j][e] & 0x7f80u) == 0x7f80u;
+        finite = finite && non_finite == 0;
+      }
     }
     if (kb.full || finite) {
       PairRows(vrows, cols, dim, dp, w.vp.get(), ld);

@@ -229,6 +229,19 @@ struct PrefetchBlock {
   int64_t row0 = 0, rows = 0;
 };
 
+// Issues the prefetches of one block's rows.
+HWY_INLINE void PrefetchRows(const PrefetchBlock& block, DType dtype, int64_t batch, int64_t head) {
+  if (block.tensor == nullptr) return;
+  const TensorRef& t = *block.tensor;
+  const size_t esize = DTypeSize(dtype);
+  const size_t bytes = static_cast<size_t>(t.dim) * esize;
+  for (int64_t r = 0; r < block.rows; ++r) {
+    const char* row = static_cast<const char*>(t.data) + t.Offset(batch, block.row0 + r, head) * esize;
+    for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(row + b);
+    hwy::Prefetch(row + bytes - 1);
+  }
+}
+
 HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, int64_t rows,
                               int64_t head, size_t dim_padded, float* buffer, PrefetchBlock prefetch = {}) {
   // Rows are copied even for f32: read in place, rows of a [L, H, D] tensor sit
