@@ -99,9 +99,12 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
   const size_t rows = static_cast<size_t>(u.rows), lq = static_cast<size_t>(seq.lq);
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  // Packing K brings this block's V rows into cache; packing V, the next block's K rows.
+  // Decode streams K and V from memory once: packing this block's K (V) rows asks for
+  // the next block's K (V) rows, a whole block ahead of their use.
+  const int64_t next_row0 = next ? span.row0 + next->begin : 0, next_rows = next ? next->end - next->begin : 0;
   const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols),
-                               u.kv_head, w.ld, w.kv.get(), {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
+                               u.kv_head, w.ld, w.kv.get(),
+                               next ? PrefetchBlock{&span.k, next_row0, next_rows} : PrefetchBlock{});
   DotRows(rows, cols, dim, w.q.get(), dp, k.data, k.stride, k.padded, w.s.get(), kBlockK);
   for (size_t r = 0; r < rows; ++r) {
     const size_t hi = r / lq;  // head index within the unit
@@ -155,8 +158,7 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
   // O += P . V; a partial block whose V is not finite skips its masked keys (0 * NaN).
   const FloatRows v =
       LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), u.kv_head, w.ld,
-               w.kv.get() + kBlockK * w.ld,
-               next ? PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin} : PrefetchBlock{});
+               w.kv.get() + kBlockK * w.ld, next ? PrefetchBlock{&span.v, next_row0, next_rows} : PrefetchBlock{});
   if (kb.full || AllFinite(v, cols, dim)) {
     Gemm(rows, dim, cols, w.s.get(), kBlockK, 1, v.data, v.stride, w.o.get(), dp, true, true);
   } else {
