@@ -32,6 +32,7 @@ def run_swa_bench(build, quick):
         return json.load(f)
 
 
+
 class SwaTensor(ctypes.Structure):
     _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int), ("device", ctypes.c_int),
                 ("shape", ctypes.c_int64 * 4), ("stride", ctypes.c_int64 * 4)]
@@ -57,6 +58,14 @@ def as_tensor(a):
         t.shape[i] = a.shape[i]
         t.stride[i] = a.strides[i] // a.itemsize
     return t
+
+
+def blas_name():
+    """The BLAS that Debian's libblas.so.3 alternative points to (PyTorch uses it)."""
+    try:
+        return os.path.basename(os.path.dirname(os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")))
+    except OSError:
+        return "unknown"
 
 
 def torch_side_by_side(build, quick, threads):
@@ -108,21 +117,23 @@ def torch_side_by_side(build, quick, threads):
                      "max_rel_diff": err})
         print(f"torch side-by-side N={n} W={w}: torch/swa = {rows[-1]['torch_over_swa']:.1f}x "
               f"(max rel diff {err:.1e})", flush=True)
-    return {"torch_version": torch.__version__, "rows": rows}
+    return {"torch_version": torch.__version__, "blas": blas_name(), "threads": threads, "rows": rows}
 
 
 def plot(bench, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fwd = bench["forward"]
+    fwd = bench["forward"]["results"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     sn = [r for r in fwd if r["group"] == "scale_n"]
     axes[0].plot([r["lk"] for r in sn], [1e3 * r["seconds"] for r in sn], "o-", label="swa, W fixed")
     if sn:
-        r0 = sn[0]
-        xs = [r["lk"] for r in sn]
-        axes[0].plot(xs, [1e3 * r0["seconds"] * x / r0["lk"] for x in xs], "--", color="gray", label="linear in N")
+        # Cost proportional to the visible pairs (N*W - W^2/2: linear in N once N >> W), anchored at the
+        # largest N.
+        r0 = sn[-1]
+        axes[0].plot([r["lk"] for r in sn], [1e3 * r0["seconds"] * r["visible_pairs"] / r0["visible_pairs"] for r in sn],
+                     "--", color="gray", label="proportional to visible pairs")
     axes[0].set_xlabel("sequence length N")
     axes[0].set_ylabel("forward time (ms)")
     axes[0].set_title(f"time vs N (causal window W={sn[0]['window'] if sn else '?'})")
@@ -142,39 +153,79 @@ def plot(bench, path):
     fig.savefig(path, dpi=110)
 
 
-def write_markdown(bench, torch_rows, path, command):
-    L = []
-    L.append("# Benchmarks\n")
-    L.append(f"Regenerate with `{command}` (after `./scripts/run.sh` or a build in `build/`).\n")
-    L.append(f"Measured {datetime.date.today()} on `{platform.node()}` ({platform.processor() or platform.machine()}), "
-             f"{bench['threads']} threads, FMA unit `{bench['fma_isa']}`. Every figure below is a ratio from one run: "
-             "the FMA peak (or STREAM triad for decode) is measured by a short burst right before each timed run, "
-             "because this shared machine's speed drifts by several times within minutes; medians of 5 pairs.\n")
-    L.append("FLOPs count 4·Hq·D per visible (query, key) pair. Absolute times are shown for context only.\n")
-    L.append("## Targets (issue 3)\n")
+def targets_table(L, targets):
     L.append("| target | value | bound | met |")
     L.append("|---|---|---|---|")
-    for t in bench["targets"]:
+    for t in targets:
         L.append(f"| {t['target']} | {t['value']:.3f} | {t['bound']:.2f} | {'yes' if t['met'] else '**no**'} |")
     L.append("")
-    L.append("## Forward\n")
+
+
+def write_markdown(bench, torch_rows, path, command):
+    fwd = bench["forward"]
+    L = []
+    L.append("# Benchmarks\n")
+    L.append(f"Regenerate with `{command}` (after `./scripts/run.sh`, or any build in `build/`).\n")
+    L.append(f"Measured {datetime.date.today()} on `{platform.node()}` ({platform.processor() or platform.machine()}), "
+             f"{fwd['threads']} threads, FMA unit `{fwd['fma_isa']}`. Every figure is a ratio from one run. This shared "
+             "machine's speed drifts by several times within minutes, so each timed run is paired with a short burst "
+             "of the reference (the FMA peak, or a STREAM triad for decode) taken right before it, and shares are the "
+             "best kernel rate over the best reference burst of the run "
+             f"(FMA peak {fwd['fma_peak_gflops']:.0f} GFLOP/s, triad {fwd['triad_gbps']:.1f} GB/s this time). "
+             "Absolute times are context only.\n")
+    L.append("Forward FLOPs count 4·Hq·D per visible (query, key) pair; backward FLOPs 10·Hq·D.\n")
+    L.append("## Forward (issue 3)\n")
+    targets_table(L, fwd["targets"])
     L.append("| group | dtype | Lq | Lk | W | Hq/Hkv | D | share of FMA peak | GFLOP/s | time (ms) | KV GB/s | share of triad |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in bench["forward"]:
+    for r in fwd["results"]:
         w = "full" if r["window"] < 0 else r["window"]
         L.append(f"| {r['group']} | {r['dtype']} | {r['lq']} | {r['lk']} | {w} | {r['hq']}/{r['hkv']} | {r['head_dim']} | "
                  f"{100 * r['fraction_of_fma_peak']:.1f}% | {r['gflops']:.1f} | {1e3 * r['seconds']:.2f} | "
                  f"{r['kv_gbps']:.1f} | {100 * r['fraction_of_triad_bandwidth']:.1f}% |")
     L.append("")
+    L.append("W is a causal window of W tokens, `(W - 1, 0)`; `full` is full causal attention.\n")
     L.append("![time vs N and W](bench_scaling.png)\n")
+    if "backward" in bench:
+        bwd = bench["backward"]
+        L.append("## Backward (issue 4)\n")
+        targets_table(L, bwd["targets"])
+        L.append("| dtype | N | W | D | forward (ms) | backward (ms) | backward / forward | backward share of peak |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for r in bwd["results"]:
+            L.append(f"| {r['dtype']} | {r['n']} | {r['window']} | {r['head_dim']} | {1e3 * r['forward_seconds']:.0f} | "
+                     f"{1e3 * r['backward_seconds']:.0f} | {r['backward_over_forward']:.2f} | "
+                     f"{100 * r['backward_fraction_of_fma_peak']:.1f}% |")
+        L.append("")
+    if "decode" in bench:
+        dec = bench["decode"]
+        L.append("## Streaming decode through the KV cache (issue 5)\n")
+        L.append(f"Hq={dec['hq']}, Hkv={dec['hkv']}, D={dec['head_dim']}, window {dec['window']}, {dec['dtype']}, RoPE, "
+                 f"one stream; ring of {dec['ring_slots']} slots. Each context is reached by appending without "
+                 "attending, then single-token append+attend steps are timed.\n")
+        targets_table(L, dec["targets"])
+        L.append("| context | median step (ms) | K/V read per token (MiB) | RSS (MiB) |")
+        L.append("|---|---|---|---|")
+        for r in dec["contexts"]:
+            L.append(f"| {r['context']} | {1e3 * r['median_seconds']:.2f} | {r['kv_bytes_per_token'] / 2**20:.1f} | "
+                     f"{r['rss_bytes'] / 2**20:.1f} |")
+        L.append("")
+        L.append(f"A cache step costs {dec['step_over_plain_forward']:.2f}x a plain `swa_attention_forward` over the same "
+                 f"keys; the best step read K/V at {dec['best_kv_gbps_largest_context']:.1f} GB/s, "
+                 f"{100 * dec['fraction_of_triad_bandwidth']:.0f}% of the best triad burst.\n")
     if torch_rows:
         L.append(f"## Side by side with PyTorch {torch_rows['torch_version']} dense masked attention\n")
-        L.append("Same process, same inputs, interleaved runs (causal window, f32, H=8, D=128); PyTorch computes the "
-                 "full N×N scores and masks them, which is what a user would otherwise write.\n")
+        L.append("Same process, same inputs, interleaved runs (causal window, f32, H=8, D=128, "
+                 f"{torch_rows['threads']} threads; PyTorch's BLAS: Debian's `{torch_rows['blas']}`). PyTorch computes "
+                 "the full N×N scores and masks them, which is what a user would otherwise write; swa is called "
+                 "through `libswa.so` with ctypes.\n")
         L.append("| N | W | torch / swa time | max rel diff |")
         L.append("|---|---|---|---|")
         for r in torch_rows["rows"]:
             L.append(f"| {r['n']} | {r['window']} | {r['torch_over_swa']:.1f}x | {r['max_rel_diff']:.1e} |")
+        if torch_rows["blas"] in ("blas", "unknown"):
+            L.append("\nWith the reference BLAS PyTorch is far slower; install `libopenblas0-pthread` for a fair "
+                     "baseline.")
         L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L))
@@ -185,9 +236,14 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--build", default="build")
     ap.add_argument("--out", default="docs")
+    ap.add_argument("--reuse", action="store_true", help="reuse build/bench.json instead of running swa bench")
     args = ap.parse_args()
-    bench = run_swa_bench(args.build, args.quick)
-    torch_rows = torch_side_by_side(args.build, args.quick, bench["threads"])
+    if args.reuse:
+        with open(os.path.join(args.build, "bench.json")) as f:
+            bench = json.load(f)
+    else:
+        bench = run_swa_bench(args.build, args.quick)
+    torch_rows = torch_side_by_side(args.build, args.quick, bench["forward"]["threads"])
     os.makedirs(args.out, exist_ok=True)
     plot(bench, os.path.join(args.out, "bench_scaling.png"))
     write_markdown(bench, torch_rows, os.path.join(args.out, "BENCHMARKS.md"),
