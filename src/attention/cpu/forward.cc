@@ -13,13 +13,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "attention/cpu/forward.h"
 #include "attention/cpu/forward_decode.h"
-#include "attention/cpu/bf16_dot-inl.h"
 #include "attention/cpu/tile_ops-inl.h"
 #include "attention/grid.h"
 #include "attention/rule.h"
@@ -47,20 +45,13 @@ struct Scratch {
   hwy::AlignedFreeUniquePtr<float[]> st;   // [kBlockK][ldq]  S^T, then P^T
   hwy::AlignedFreeUniquePtr<float[]> kv;   // [2][kBlockK][ld] converted K, V
   hwy::AlignedFreeUniquePtr<float[]> row;  // [dim_padded]
-  // The bf16 products path (bf16_dot-inl.h): pair words of Q^T, K, V and P.
-  bool bf16_dot = false;
-  size_t pairs = 0, ldk_pairs = 0;
-  hwy::AlignedFreeUniquePtr<uint32_t[]> qp;  // [pairs][ldq]  Q^T pair words (along head_dim)
-  hwy::AlignedFreeUniquePtr<uint32_t[]> kp;  // [kBlockK][ldk_pairs]  K pair words
-  hwy::AlignedFreeUniquePtr<uint32_t[]> vp;  // [kBlockK / 2][ld]  V pair words (along keys)
-  hwy::AlignedFreeUniquePtr<uint32_t[]> pp;  // [kBlockK / 2][ldq]  P pair words (along keys)
   hwy::AlignedFreeUniquePtr<float[]> m, l, alpha;  // [kBlockQ]
   std::vector<KeyBlock> blocks;
   std::vector<KeySpan> spans;
   std::vector<uint8_t> visible;
   int64_t key_first[kBlockK], key_last[kBlockK];  // rows that see each key of a block
 
-  void Allocate(size_t dim, DType dtype) {
+  void Allocate(size_t dim) {
     const size_t lanes = hn::Lanes(DF());
     dim_padded = (dim + lanes - 1) / lanes * lanes;
     ld = dim_padded + lanes;
@@ -74,32 +65,9 @@ struct Scratch {
     l = hwy::AllocateAligned<float>(kBlockQ);
     alpha = hwy::AllocateAligned<float>(kBlockQ);
     visible.resize(kBlockK);
-#if HWY_TARGET == HWY_AVX3
-    bf16_dot = dtype == DType::kBF16 && HasAvx512Bf16();
-#else
-    (void)dtype;
-#endif
-    if (bf16_dot) {
-      pairs = (dim + 1) / 2;
-      ldk_pairs = pairs + 1;
-      qp = hwy::AllocateAligned<uint32_t>(pairs * ldq);
-      kp = hwy::AllocateAligned<uint32_t>(kBlockK * ldk_pairs);
-      vp = hwy::AllocateAligned<uint32_t>(kBlockK / 2 * ld);
-      pp = hwy::AllocateAligned<uint32_t>(kBlockK / 2 * ldq);
-    }
   }
 };
 
-// Element pair t of a bf16 row as one word (the odd last element pairs with zero).
-inline uint32_t PairWord(const uint16_t* row, size_t t, size_t dim) {
-  return uint32_t{row[2 * t]} | (2 * t + 1 < dim ? uint32_t{row[2 * t + 1]} << 16 : 0u);
-}
-
-#if HWY_TARGET == HWY_AVX3
-const uint16_t* Bf16Row(const TensorRef& t, int64_t batch, int64_t row, int64_t head) {
-  return static_cast<const uint16_t*>(t.data) + t.Offset(batch, row, head);
-}
-#endif
 
 // Everything one task needs while it walks its key blocks.
 struct TaskState {
@@ -125,41 +93,24 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   float* st = w.st.get();
-  if (w.bf16_dot) {
-#if HWY_TARGET == HWY_AVX3
-    // S^T = K . Q^T with two bf16 products per lane and instruction; the scale is
-    // applied to the scores below (Q is not pre-scaled on this path). A bf16 row read
-    // as 32-bit words already holds the pairs, so K rows are copied as they are (an odd
-    // head_dim's last word gets a zero high half).
-    for (size_t j = 0; j < cols; ++j) {
-      const uint16_t* krow = Bf16Row(span.k, span.batch, span.row0 + kb.begin + static_cast<int64_t>(j), t.kv_head);
-      uint32_t* dst = w.kp.get() + j * w.ldk_pairs;
-      std::memcpy(dst, krow, dim * sizeof(uint16_t));
-      if (dim % 2 != 0) dst[w.pairs - 1] &= 0xffffu;
-    }
-    GemmBf16(cols, row_vectors, w.pairs, w.kp.get(), w.ldk_pairs, 1, w.qp.get(), ldq, st, ldq, false);
-#endif
+  // S^T = K . Q^T  [cols x lanes_used]. K is the broadcast operand, read a few rows
+  // at a time, so f32 rows are used in place; other dtypes are converted (packing
+  // also brings this block's V rows into cache; packing V, the next block's K rows).
+  FloatRows k;
+  if (p.dtype == DType::kF32) {
+    k = {static_cast<const float*>(span.k.data) + span.k.Offset(span.batch, span.row0 + kb.begin, t.kv_head),
+         static_cast<size_t>(span.k.stride_l), false};
+    PrefetchRows({&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)}, p.dtype, span.batch, t.kv_head);
   } else {
-    // S^T = K . Q^T  [cols x lanes_used]. K is the broadcast operand, read a few rows
-    // at a time, so f32 rows are used in place; other dtypes are converted (packing
-    // also brings this block's V rows into cache; packing V, the next block's K rows).
-    FloatRows k;
-    if (p.dtype == DType::kF32) {
-      k = {static_cast<const float*>(span.k.data) + span.k.Offset(span.batch, span.row0 + kb.begin, t.kv_head),
-           static_cast<size_t>(span.k.stride_l), false};
-      PrefetchRows({&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)}, p.dtype, span.batch, t.kv_head);
-    } else {
-      k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, w.kv.get(),
-                   {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
-    }
-    Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), ldq, st, ldq, false, true);
+    k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, w.kv.get(),
+                 {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
   }
+  Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), ldq, st, ldq, false, true);
 
-  // Score transforms: scale (bf16 path), softcap, ALiBi, then the mask of a partial block.
-  if (w.bf16_dot || p.softcap > 0 || p.alibi_slopes) {
+  // Score transforms: softcap, ALiBi, then the mask of a partial block.
+  if (p.softcap > 0 || p.alibi_slopes) {
     const auto cap = hn::Set(d, p.softcap), inv_cap = hn::Set(d, p.softcap > 0 ? 1.0f / p.softcap : 0.0f);
     const auto vslope = hn::Set(d, p.alibi_slopes ? p.alibi_slopes[h] : 0.0f);
-    const auto vscale = hn::Set(d, p.scale);
     const auto iota = hn::Iota(d, 0.0f);
     // Distances are differences of positions, the same in any frame.
     const int64_t rel0 = rule.Position(t.task.begin) - kb.begin;
@@ -167,7 +118,6 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
       const float rel = static_cast<float>(rel0 - static_cast<int64_t>(j));
       for (size_t v = 0; v < row_vectors; ++v) {
         auto s = hn::Load(d, st + j * ldq + v * L);
-        if (w.bf16_dot) s = hn::Mul(s, vscale);
         if (p.softcap > 0) s = hn::Mul(cap, hn::Tanh(d, hn::Mul(s, inv_cap)));
         if (p.alibi_slopes) {
           const auto dist = hn::Abs(hn::Add(hn::Set(d, rel + static_cast<float>(v * L)), iota));
@@ -236,26 +186,6 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   // per-row path that skips masked keys.
   const PrefetchBlock next_keys =
       next ? PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin} : PrefetchBlock{};
-  if (w.bf16_dot) {
-#if HWY_TARGET == HWY_AVX3
-    const uint16_t* vrows[kBlockK];
-    bool finite = true;
-    for (size_t j = 0; j < cols; ++j) {
-      vrows[j] = Bf16Row(span.v, span.batch, span.row0 + kb.begin + static_cast<int64_t>(j), t.kv_head);
-      if (!kb.full) {  // an exponent of all ones is Inf or NaN
-        unsigned non_finite = 0;
-        for (size_t e = 0; e < dim; ++e) non_finite |= (vrows[j][e] & 0x7f80u) == 0x7f80u;
-        finite = finite && non_finite == 0;
-      }
-    }
-    if (kb.full || finite) {
-      PairRows(vrows, cols, dim, dp, w.vp.get(), ld);
-      PairWeights(st, cols, ldq, t.lanes_used, w.pp.get(), ldq);
-      GemmBf16(rows, dp / L, (cols + 1) / 2, w.pp.get(), 1, ldq, w.vp.get(), ld, w.o.get(), ld, true);
-      return;
-    }
-#endif
-  }
   const FloatRows vr = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld,
                                 w.kv.get() + kBlockK * ld, next_keys);
   if (kb.full || AllFinite(vr, cols, dim)) {
@@ -286,15 +216,10 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
 
   // Q^T, pre-multiplied by the softmax scale; unused lanes are zero.
   std::fill_n(w.qt.get(), dim * w.ldq, 0.0f);
-  if (w.bf16_dot) std::fill_n(w.qp.get(), w.pairs * w.ldq, 0u);
   const size_t esize = DTypeSize(p.dtype);
   for (size_t r = 0; r < rows; ++r) {
     const void* src =
         static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
-    if (w.bf16_dot) {
-      for (size_t u = 0; u < w.pairs; ++u) w.qp[u * w.ldq + r] = PairWord(static_cast<const uint16_t*>(src), u, dim);
-      continue;
-    }
     RowToFloat(src, p.dtype, dim, dp, w.row.get());
     for (size_t e = 0; e < dim; ++e) w.qt[e * w.ldq + r] = w.row[e] * p.scale;
   }
@@ -335,7 +260,7 @@ void ForwardImpl(const Problem& p, ThreadPool& pool) {
   const int threads = static_cast<int>(std::min<int64_t>(ThreadPool::ResolveThreads(p.threads), grid.size()));
   if (threads <= 0) return;
   std::vector<Scratch> scratch(threads);
-  for (Scratch& s : scratch) s.Allocate(static_cast<size_t>(p.dim), p.dtype);
+  for (Scratch& s : scratch) s.Allocate(static_cast<size_t>(p.dim));
   pool.ParallelFor(grid.size(), threads, [&](int64_t t, int worker) { RunTask(p, grid.At(t), scratch[worker]); });
 }
 
