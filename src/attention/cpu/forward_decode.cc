@@ -102,9 +102,15 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
   // Decode streams K and V from memory once: packing this block's K (V) rows asks for
   // the next block's K (V) rows, a whole block ahead of their use.
   const int64_t next_row0 = next ? span.row0 + next->begin : 0, next_rows = next ? next->end - next->begin : 0;
-  const FloatRows k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols),
-                               u.kv_head, w.ld, w.kv.get(),
-                               next ? PrefetchBlock{&span.k, next_row0, next_rows} : PrefetchBlock{});
+  FloatRows k;
+  if (p.dtype == DType::kF32) {
+    k = {static_cast<const float*>(span.k.data) + span.k.Offset(span.batch, span.row0 + kb.begin, u.kv_head),
+         static_cast<size_t>(span.k.stride_l), false};
+    if (next) PrefetchRows(PrefetchBlock{&span.k, next_row0, next_rows}, p.dtype, span.batch, u.kv_head);
+  } else {
+    k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), u.kv_head, w.ld,
+                 w.kv.get(), next ? PrefetchBlock{&span.k, next_row0, next_rows} : PrefetchBlock{});
+  }
   DotRows(rows, cols, dim, w.q.get(), dp, k.data, k.stride, k.padded, w.s.get(), kBlockK);
   for (size_t r = 0; r < rows; ++r) {
     const size_t hi = r / lq;  // head index within the unit
