@@ -7,6 +7,7 @@
 
 #include "attention/cpu/dispatch.h"
 #include "harness/attention_case.h"
+#include "harness/sweeps.h"
 
 namespace swa {
 namespace {
@@ -40,66 +41,15 @@ void ExpectPasses(const AttnCase& c) {
 constexpr DType kDTypes[] = {DType::kF32, DType::kBF16, DType::kF16};
 
 TEST_P(ForwardTest, HeadDims) {
-  for (int64_t dim : {1, 7, 16, 59, 64, 80, 128, 256}) {
-    for (DType t : kDTypes) {
-      AttnCase c;
-      c.dtype = t;
-      c.dim = dim;
-      c.lq = c.lk = 65;
-      c.hq = 4;
-      c.hkv = 2;
-      c.left = 17;
-      c.right = 0;
-      c.threads = 2;
-      c.seed = dim;
-      ExpectPasses(c);
-    }
-  }
+  for (const AttnCase& c : harness::HeadDimCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, Lengths) {
-  for (int64_t n : {1, 7, 63, 64, 65, 257, 1025}) {
-    for (bool sliding : {false, true}) {
-      AttnCase c;
-      c.lq = c.lk = n;
-      c.dim = 32;
-      c.causal = !sliding;
-      if (sliding) {
-        c.left = 63;
-        c.right = 0;
-      }
-      c.threads = 3;
-      c.seed = n;
-      ExpectPasses(c);
-    }
-  }
+  for (const AttnCase& c : harness::LengthCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, QueriesAndKeysOfDifferentLengths) {
-  // Lq < Lk is decode / chunked prefill; Lq > Lk leaves the first rows with no keys.
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 1025}, {7, 257}, {65, 257}, {64, 1025}, {65, 7},
-                                                {257, 63},  {9, 0},   {0, 9},     {1, 1}};
-  for (const auto& [lq, lk] : shapes) {
-    for (int mode = 0; mode < 4; ++mode) {
-      AttnCase c;
-      c.lq = lq;
-      c.lk = lk;
-      c.dim = 24;
-      c.batch = 2;
-      c.seed = lq * 1000 + lk;
-      if (mode == 1) c.causal = true;
-      if (mode == 2) {
-        c.left = 40;
-        c.right = 0;
-      }
-      if (mode == 3) {
-        c.left = 5;
-        c.right = 3;
-        c.sink_logits = true;
-      }
-      ExpectPasses(c);
-    }
-  }
+  for (const AttnCase& c : harness::AsymmetricLengthCases()) ExpectPasses(c);
 }
 
 // Few queries against many keys takes the decode path: query heads of a kv group
@@ -142,156 +92,31 @@ TEST_P(ForwardTest, DecodeShapes) {
 }
 
 TEST_P(ForwardTest, WindowEdges) {
-  const int64_t n = 65;
-  for (int64_t left : {int64_t{0}, int64_t{1}, int64_t{2}, n - 1, n, n + 1, int64_t{-1}}) {
-    for (int64_t right : {int64_t{0}, int64_t{1}, int64_t{2}, n - 1, n, n + 1, int64_t{-1}}) {
-      for (bool causal : {false, true}) {
-        AttnCase c;
-        c.lq = c.lk = n;
-        c.hq = c.hkv = 1;
-        c.dim = 8;
-        c.left = left;
-        c.right = right;
-        c.causal = causal;
-        c.seed = static_cast<uint64_t>(left * 100 + right + 7);
-        ExpectPasses(c);
-      }
-    }
-  }
+  for (const AttnCase& c : harness::WindowEdgeCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, PerHeadWindowsMixNarrowWideAndGlobal) {
-  for (bool causal : {false, true}) {
-    for (int64_t n : {33, 130}) {
-      AttnCase c;
-      c.lq = c.lk = n;
-      c.hq = 6;
-      c.hkv = 3;
-      c.dim = 16;
-      c.head_left = {0, 3, 64, -1, -1, 8};
-      c.head_right = {0, 0, 0, -1, 0, 8};
-      c.causal = causal;
-      c.threads = 2;
-      ExpectPasses(c);
-      c.lq = n / 3;  // and bottom-right aligned against a longer key range
-      ExpectPasses(c);
-    }
-  }
+  for (const AttnCase& c : harness::PerHeadWindowCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, ChunksWithOverlap) {
-  for (int64_t chunk : {32, 64}) {
-    for (int64_t overlap : {int64_t{0}, chunk / 8, chunk / 4, chunk}) {
-      for (bool causal : {false, true}) {
-        AttnCase c;
-        c.lq = c.lk = 257;
-        c.dim = 16;
-        c.chunk = chunk;
-        c.overlap = overlap;
-        c.causal = causal;
-        c.threads = 2;
-        ExpectPasses(c);
-        c.lq = 100;
-        ExpectPasses(c);
-      }
-    }
-  }
+  for (const AttnCase& c : harness::ChunkCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, GroupedAndMultiQueryHeads) {
-  for (int64_t hkv : {8, 4, 2, 1}) {
-    for (DType t : kDTypes) {
-      AttnCase c;
-      c.dtype = t;
-      c.lq = c.lk = 97;
-      c.hq = 8;
-      c.hkv = hkv;
-      c.dim = 32;
-      c.left = 20;
-      c.right = 0;
-      c.threads = 3;
-      ExpectPasses(c);
-    }
-  }
+  for (const AttnCase& c : harness::GroupedQueryCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, VarlenPacking) {
-  const std::vector<std::vector<std::pair<int32_t, int32_t>>> packs = {
-      {{100, 100}, {1, 77}, {65, 65}},
-      {{0, 5}, {7, 0}, {30, 60}, {64, 64}, {1, 1}},
-      {{130, 40}, {3, 200}},
-  };
-  for (const auto& pack : packs) {
-    for (int mode = 0; mode < 3; ++mode) {
-      AttnCase c;
-      c.varlen = pack;
-      c.hq = 4;
-      c.hkv = 2;
-      c.dim = 16;
-      c.threads = 2;
-      if (mode == 0) c.causal = true;
-      if (mode == 1) {
-        c.left = 10;
-        c.right = 0;
-        c.sink_tokens = 2;
-        c.globals = {3, 50};
-      }
-      if (mode == 2) {
-        c.chunk = 16;
-        c.overlap = 4;
-        c.alibi = true;
-        c.layout = Layout::kPadded;
-      }
-      ExpectPasses(c);
-    }
-  }
+  for (const AttnCase& c : harness::VarlenCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, SinksGlobalsAlibiSoftcapScale) {
-  for (DType t : kDTypes) {
-    AttnCase c;
-    c.dtype = t;
-    c.lq = c.lk = 200;
-    c.hq = 4;
-    c.hkv = 2;
-    c.dim = 40;
-    c.left = 15;
-    c.right = 0;
-    c.sink_tokens = 4;
-    ExpectPasses(c);
-    c.sink_logits = true;
-    ExpectPasses(c);
-    c.sink_tokens = 0;
-    c.globals = {0, 1, 64, 65, 130, 199, 500};
-    ExpectPasses(c);
-    c.causal = true;
-    c.right = 5;
-    ExpectPasses(c);
-    c.alibi = true;
-    c.scale = 0.4f;
-    c.softcap = 5.0f;
-    ExpectPasses(c);
-  }
+  for (const AttnCase& c : harness::ExtrasCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, StridedLayouts) {
-  for (Layout layout : {Layout::kPadded, Layout::kHeadMajor}) {
-    for (DType t : kDTypes) {
-      AttnCase c;
-      c.dtype = t;
-      c.layout = layout;
-      c.batch = 2;
-      c.lq = 70;
-      c.lk = 90;
-      c.hq = 4;
-      c.hkv = 2;
-      c.dim = 48;
-      c.left = 30;
-      c.right = 2;
-      c.threads = 2;
-      ExpectPasses(c);
-    }
-  }
+  for (const AttnCase& c : harness::StridedLayoutCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, ResultsDoNotDependOnThreadCount) {
@@ -362,60 +187,11 @@ TEST_P(ForwardTest, NanInputsPropagateLikeTheOracle) {
 }
 
 TEST_P(ForwardTest, EmptyShapesAreValid) {
-  for (auto [b, lq, lk] : {std::tuple{0, 5, 5}, std::tuple{1, 0, 5}, std::tuple{1, 5, 0}, std::tuple{2, 0, 0}}) {
-    AttnCase c;
-    c.batch = b;
-    c.lq = lq;
-    c.lk = lk;
-    ExpectPasses(c);
-    c.sink_logits = true;
-    ExpectPasses(c);
-  }
+  for (const AttnCase& c : harness::EmptyShapeCases()) ExpectPasses(c);
 }
 
 TEST_P(ForwardTest, RandomCombinations) {
-  std::mt19937_64 rng(2024);
-  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
-  for (int n = 0; n < 120; ++n) {
-    AttnCase c;
-    c.seed = 1000 + n;
-    c.dtype = kDTypes[pick(0, 2)];
-    const int64_t dims[] = {1, 3, 8, 16, 33, 64, 96, 128};
-    c.dim = dims[pick(0, 7)];
-    c.hkv = pick(1, 3);
-    c.hq = c.hkv * pick(1, 3);
-    if (pick(0, 4) == 0) {
-      for (int s = pick(1, 4); s > 0; --s) {
-        c.varlen.push_back({static_cast<int32_t>(pick(0, 150)), static_cast<int32_t>(pick(0, 150))});
-      }
-    } else {
-      c.batch = pick(1, 2);
-      c.lq = pick(1, 200);
-      c.lk = pick(0, 1) ? c.lq : pick(1, 300);
-    }
-    c.left = pick(0, 2) ? pick(0, 100) : -1;
-    c.right = pick(0, 2) ? pick(0, 10) : -1;
-    c.causal = pick(0, 1);
-    if (pick(0, 3) == 0) {
-      for (int64_t h = 0; h < c.hq; ++h) {
-        c.head_left.push_back(pick(-1, 80));
-        c.head_right.push_back(pick(-1, 4));
-      }
-    }
-    if (pick(0, 4) == 0) {
-      c.chunk = pick(1, 80);
-      c.overlap = pick(0, c.chunk);
-    }
-    if (pick(0, 3) == 0) c.sink_tokens = pick(1, 8);
-    c.sink_logits = pick(0, 3) == 0;
-    if (pick(0, 4) == 0) c.globals = {pick(0, 10), pick(11, 90), pick(91, 200)};
-    c.alibi = pick(0, 4) == 0;
-    if (pick(0, 4) == 0) c.softcap = static_cast<float>(pick(1, 30));
-    if (pick(0, 4) == 0) c.scale = 0.05f * pick(1, 20);
-    c.layout = static_cast<Layout>(pick(0, 2));
-    c.threads = static_cast<int>(pick(1, 3));
-    ExpectPasses(c);
-  }
+  for (const AttnCase& c : harness::RandomCases(1000, 120, 300)) ExpectPasses(c);
 }
 
 }  // namespace
