@@ -102,22 +102,25 @@ Result Measure(const Shape& s, int threads, int reps, TriadBench* triad, Ceiling
   const double kv_bytes = static_cast<double>(r.pairs) / s.hq * s.hkv * s.dim * (s.dtype == SWA_F32 ? 4 : 2) * 2;
   in.Run(threads);  // warm-up: page faults, caches, thread start
   double best = 1e30;
-  // A decode step is short and memory-bound: take the best of many single steps.
-  const int runs = s.decode ? 4 * reps : reps;
+  // A decode step is short and memory-bound: each triad burst is followed by a round of
+  // single steps, and the best step counts.
+  const int steps_per_round = s.decode ? 16 : 1;
   const double min_seconds = s.decode ? 0.0 : 0.005;
-  for (int rep = 0; rep < runs; ++rep) {
+  for (int rep = 0; rep < reps; ++rep) {
     if (s.decode) {
       ceil->triad_gbps = std::max(ceil->triad_gbps, triad->GBps());
     } else {
       ceil->fma_gflops = std::max(ceil->fma_gflops, FmaPeakGflops(threads));
     }
-    const auto t0 = Clock::now();
-    int inner = 0;
-    do {  // short kernels are repeated to a few milliseconds
-      in.Run(threads);
-      ++inner;
-    } while (std::chrono::duration<double>(Clock::now() - t0).count() < min_seconds);
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / inner);
+    for (int step = 0; step < steps_per_round; ++step) {
+      const auto t0 = Clock::now();
+      int inner = 0;
+      do {  // short kernels are repeated to a few milliseconds
+        in.Run(threads);
+        ++inner;
+      } while (std::chrono::duration<double>(Clock::now() - t0).count() < min_seconds);
+      best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / inner);
+    }
   }
   r.seconds = best;
   r.gflops = flops / best * 1e-9;
