@@ -62,7 +62,7 @@ TEST_P(ForwardTest, DecodeShapes) {
     c.seed = 3000 + n;
     c.dtype = kDTypes[pick(0, 2)];
     c.hkv = pick(1, 3);
-    c.hq = c.hkv * std::vector<int64_t>{1, 2, 4, 8}[pick(0, 3)];
+    c.hq = c.hkv * std::vector<int64_t>{1, 2, 4, 8, 16}[pick(0, 4)];
     c.dim = std::vector<int64_t>{1, 13, 64, 128}[pick(0, 3)];
     c.lq = pick(1, 4);
     c.lk = pick(0, 1) ? pick(1, 300) : pick(1000, 5000);
@@ -137,6 +137,14 @@ TEST_P(ForwardTest, ResultsDoNotDependOnThreadCount) {
   c.lq = 1;
   c.lk = 2000;
   c.left = 1500;
+  cases.push_back(c);
+  // Decode with groups of kv heads of unequal head counts, split into several pieces.
+  c.dtype = DType::kF32;
+  c.hq = 24;
+  c.hkv = 2;
+  c.lq = 3;
+  c.lk = 5000;
+  c.left = 4000;
   cases.push_back(c);
   for (const AttnCase& base : cases) {
     std::vector<uint8_t> out1, lse1;

@@ -23,6 +23,33 @@ std::vector<Unit> MakeUnits(const Problem& p) {
   return units;
 }
 
+namespace {
+
+bool SameBlocks(const std::vector<WorkBlock>& a, const std::vector<WorkBlock>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const WorkBlock& x, const WorkBlock& y) {
+    return x.span == y.span && x.kb.begin == y.kb.begin && x.kb.end == y.kb.end && x.kb.full == y.kb.full;
+  });
+}
+
+}  // namespace
+
+std::vector<Group> MakeGroups(const std::vector<Unit>& units, const std::vector<std::vector<WorkBlock>>& blocks) {
+  std::vector<Group> groups;
+  for (size_t u = 0; u < units.size(); ++u) {
+    const bool joins = !groups.empty() && units[u].seq == units[u - 1].seq && SameBlocks(blocks[u], blocks[u - 1]);
+    if (joins) {
+      groups.back().unit_end = static_cast<int64_t>(u) + 1;
+      continue;
+    }
+    const int64_t n = static_cast<int64_t>(blocks[u].size());
+    const int64_t per_piece =
+        std::clamp((n + kTargetPieces - 1) / kTargetPieces, kMinSplitBlocks, kMaxSplitBlocks);
+    const int64_t pieces = std::max<int64_t>(1, (n + per_piece - 1) / per_piece);
+    groups.push_back({static_cast<int64_t>(u), static_cast<int64_t>(u) + 1, per_piece, pieces});
+  }
+  return groups;
+}
+
 // The union of the unit's heads' key blocks over all spans, in span then key order.
 void UnitBlocks(const Problem& p, const Unit& u, std::vector<KeySpan>* spans, std::vector<WorkBlock>* out,
                 std::vector<KeyBlock>* scratch) {

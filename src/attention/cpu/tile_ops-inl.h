@@ -227,6 +227,7 @@ struct FloatRows {
 struct PrefetchBlock {
   const TensorRef* tensor = nullptr;  // null: nothing to prefetch
   int64_t row0 = 0, rows = 0;
+  int64_t head = -1;  // -1: the head being loaded (or passed to PrefetchRows)
 };
 
 // Issues the prefetches of one block's rows.
@@ -235,6 +236,7 @@ HWY_INLINE void PrefetchRows(const PrefetchBlock& block, DType dtype, int64_t ba
   const TensorRef& t = *block.tensor;
   const size_t esize = DTypeSize(dtype);
   const size_t bytes = static_cast<size_t>(t.dim) * esize;
+  if (block.head >= 0) head = block.head;
   for (int64_t r = 0; r < block.rows; ++r) {
     const char* row = static_cast<const char*>(t.data) + t.Offset(batch, block.row0 + r, head) * esize;
     for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(row + b);
@@ -249,11 +251,12 @@ HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, in
   // micro-kernels thrash; a packed tile also reads as whole vectors (no tail masks).
   const size_t esize = DTypeSize(dtype);
   const int64_t prefetch_rows = prefetch.tensor != nullptr ? prefetch.rows : 0;
+  const int64_t prefetch_head = prefetch.head >= 0 ? prefetch.head : head;
   for (int64_t r = 0; r < std::max(rows, prefetch_rows); ++r) {
     if (r < prefetch_rows) {
       const TensorRef& pt = *prefetch.tensor;
       const size_t bytes = static_cast<size_t>(pt.dim) * esize;
-      const char* next = static_cast<const char*>(pt.data) + pt.Offset(batch, prefetch.row0 + r, head) * esize;
+      const char* next = static_cast<const char*>(pt.data) + pt.Offset(batch, prefetch.row0 + r, prefetch_head) * esize;
       for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(next + b);
       hwy::Prefetch(next + bytes - 1);
     }
