@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-from contract_check import F32, TOL_FWD, Params, make_tensor, reference, rel_error, to_storage, from_storage
+from contract_check import F32, TOL_FWD, Params, make_tensor, params, reference, rel_error, to_storage, from_storage
 
 
 class CacheConfig(C.Structure):
@@ -52,28 +52,6 @@ def random_layer(rng):
     return cfg
 
 
-def layer_params(cfg, keep):
-    p = Params()
-    p.window_left, p.window_right = cfg["window"]
-    if cfg["per_head"]:
-        keep.append((C.c_int64 * cfg["hq"])(*cfg["left"]))
-        keep.append((C.c_int64 * cfg["hq"])(*cfg["right"]))
-        p.head_window_left, p.head_window_right = keep[-2], keep[-1]
-    p.causal, p.scale, p.softcap = cfg["causal"], cfg["scale"], cfg["softcap"]
-    if cfg["alibi"] is not None:
-        keep.append((C.c_float * cfg["hq"])(*cfg["alibi"]))
-        p.alibi_slopes = keep[-1]
-    p.sink_tokens = cfg["sinks"]
-    if cfg["sink_logits"] is not None:
-        keep.append((C.c_float * cfg["hq"])(*cfg["sink_logits"]))
-        p.sink_logits = keep[-1]
-    p.chunk_size, p.chunk_overlap = cfg["chunk"], cfg["overlap"]
-    if cfg["globals"]:
-        keep.append((C.c_int64 * len(cfg["globals"]))(*cfg["globals"]))
-        p.global_tokens, p.num_global_tokens = keep[-1], len(cfg["globals"])
-    return p
-
-
 def dense(storage, dtype, shape):
     b, l, h, d = shape
     return make_tensor(storage, dtype, shape, [l * h * d, h * d, d, 1])
@@ -86,7 +64,7 @@ def check_layer(lib, rng, index, tmpdir):
     config = CacheConfig()
     lib.swa_kv_cache_config_init(C.byref(config))
     config.dtype, config.num_heads, config.num_kv_heads, config.head_dim = dt, hq, hkv, dim
-    config.attention = layer_params(cfg, keep)
+    config.attention = params(dict(cfg, varlen=False, threads=0), keep)  # a cache takes no cu_seqlens
     config.max_chunk = cfg["max_chunk"]
     cache = C.c_void_p()
     if lib.swa_kv_cache_create(C.byref(config), C.byref(cache)) != 0:

@@ -211,6 +211,26 @@ void BuildParams(const swa_attention_params* params, ValidatedProblem* vp) {
   pr.threads = params->num_threads;
 }
 
+// The query side of every forward: out has q's shape, Hq is a multiple of `hkv`, and
+// the problem takes q's dtype and sizes and the q and out views.
+void BuildQuerySide(const swa_tensor* q, const swa_tensor* out, int64_t hkv, Problem* pr) {
+  if (!SameShape(out, q)) ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
+  const int64_t hq = q->shape[2];
+  if (hkv < 1 || hq % hkv != 0) {
+    ThrowInvalid("query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
+                 std::to_string(hkv) + ")");
+  }
+  pr->dtype = static_cast<DType>(q->dtype);
+  pr->batch = q->shape[0];
+  pr->hq = hq;
+  pr->hkv = hkv;
+  pr->dim = q->shape[3];
+  pr->q = MakeRef(q);
+  pr->out = MakeRef(out);
+  // lse holds B * Hq * Lq floats; that count must fit too.
+  CheckedMul(CheckedMul(CheckedMul(pr->batch, hq, "lse"), q->shape[1], "lse"), 4, "lse");
+}
+
 // Shared by forward and backward: params, q, k, v, out and the derived problem.
 void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const swa_tensor* k,
                   const swa_tensor* v, const swa_tensor* out, ValidatedProblem* vp) {
@@ -225,23 +245,9 @@ void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const
   }
   if (!SameShape(k, v)) ThrowInvalid("k " + ShapeString(k) + " and v " + ShapeString(v) + " must have the same shape");
   if (k->shape[3] != q->shape[3]) ThrowInvalid("k and q must have the same head_dim");
-  if (!SameShape(out, q)) ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
-  const int64_t hq = q->shape[2], hkv = k->shape[2];
-  if (hq % hkv != 0) {
-    ThrowInvalid("query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
-                 std::to_string(hkv) + ")");
-  }
-  pr.dtype = static_cast<DType>(q->dtype);
-  pr.batch = q->shape[0];
-  pr.hq = hq;
-  pr.hkv = hkv;
-  pr.dim = q->shape[3];
-  pr.q = MakeRef(q);
+  BuildQuerySide(q, out, k->shape[2], &pr);
   pr.k = MakeRef(k);
   pr.v = MakeRef(v);
-  pr.out = MakeRef(out);
-  // lse holds B * Hq * Lq floats; that count must fit too.
-  CheckedMul(CheckedMul(CheckedMul(pr.batch, hq, "lse"), q->shape[1], "lse"), 4, "lse");
 
   BuildParams(params, vp);
 
@@ -321,21 +327,8 @@ std::unique_ptr<ValidatedProblem> ValidateSpannedForward(const swa_attention_par
   const ByteRange rq = CheckTensor(q, "q", false);
   const ByteRange ro = CheckTensor(out, "out", true);
   if (q->dtype != out->dtype) ThrowInvalid("q and out must have the same dtype");
-  if (!SameShape(out, q)) ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
-  const int64_t hq = q->shape[2];
-  if (hkv < 1 || hq % hkv != 0) {
-    ThrowInvalid("query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
-                 std::to_string(hkv) + ")");
-  }
   Problem& pr = vp->problem;
-  pr.dtype = static_cast<DType>(q->dtype);
-  pr.batch = q->shape[0];
-  pr.hq = hq;
-  pr.hkv = hkv;
-  pr.dim = q->shape[3];
-  pr.q = MakeRef(q);
-  pr.out = MakeRef(out);
-  CheckedMul(CheckedMul(CheckedMul(pr.batch, hq, "lse"), q->shape[1], "lse"), 4, "lse");
+  BuildQuerySide(q, out, hkv, &pr);
   BuildParams(params, vp.get());
   if (params->cu_seqlens_k != nullptr) ThrowInvalid("cu_seqlens_k must be NULL: the keys come as spans");
   if (params->cu_seqlens_q != nullptr) {
