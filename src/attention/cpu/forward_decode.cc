@@ -48,7 +48,6 @@ struct UnitState {
 struct Scratch {
   size_t dim_padded = 0;
   size_t ld = 0;  // row stride of the K/V tiles: one vector more, off powers of two
-  size_t units = 0;  // unit states allocated
   hwy::AlignedFreeUniquePtr<float[]> q, o, ml;     // per unit: [kMaxRows][dp], [kMaxRows][dp], [2][kMaxRows]
   hwy::AlignedFreeUniquePtr<float[]> s, kv, merge;  // [kMaxRows][kBlockK], [2][kBlockK][ld], [dp]
   std::vector<KeySpan> spans;
@@ -58,10 +57,9 @@ struct Scratch {
     const size_t lanes = hn::Lanes(DF());
     dim_padded = (dim + lanes - 1) / lanes * lanes;
     ld = dim_padded + lanes;
-    units = max_units;
-    q = hwy::AllocateAligned<float>(units * kMaxRows * dim_padded);
-    o = hwy::AllocateAligned<float>(units * kMaxRows * dim_padded);
-    ml = hwy::AllocateAligned<float>(units * 2 * kMaxRows);
+    q = hwy::AllocateAligned<float>(max_units * kMaxRows * dim_padded);
+    o = hwy::AllocateAligned<float>(max_units * kMaxRows * dim_padded);
+    ml = hwy::AllocateAligned<float>(max_units * 2 * kMaxRows);
     s = hwy::AllocateAligned<float>(kMaxRows * kBlockK);
     kv = hwy::AllocateAligned<float>(2 * kBlockK * ld);
     merge = hwy::AllocateAligned<float>(dim_padded);
