@@ -98,20 +98,6 @@ RowBlock ReadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, 
   return {buffer, dim_padded};
 }
 
-// Asks for rows [row0, row0 + rows) of one head to be brought into cache while other
-// work runs: rows of one head are strided (a page apart for large H * D), which the
-// hardware prefetchers do not follow.
-void PrefetchRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, size_t rows, int64_t head) {
-  const size_t esize = static_cast<size_t>(DTypeSize(dtype));
-  const size_t bytes = static_cast<size_t>(t.dim) * esize;
-  for (size_t r = 0; r < rows; ++r) {
-    const char* src =
-        static_cast<const char*>(t.data) + t.Offset(batch, row0 + static_cast<int64_t>(r), head) * esize;
-    for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(src + b);
-    hwy::Prefetch(src + bytes - 1);
-  }
-}
-
 // The call's inputs and the state shared by all tasks.
 struct Context {
   const Problem& p;
@@ -353,8 +339,8 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot)
       if (e + 1 < seg.size()) {
         const QueryBlock& next = seg[e + 1];
         const size_t next_rows = static_cast<size_t>(next.end - next.begin);
-        PrefetchRows(p.q, p.dtype, seq.batch, seq.q_begin + next.begin, next_rows, h);
-        PrefetchRows(c.g.dout, p.dtype, seq.batch, seq.q_begin + next.begin, next_rows, h);
+        PrefetchRows({&p.q, seq.q_begin + next.begin, static_cast<int64_t>(next_rows)}, p.dtype, seq.batch, h);
+        PrefetchRows({&c.g.dout, seq.q_begin + next.begin, static_cast<int64_t>(next_rows)}, p.dtype, seq.batch, h);
       }
       for (size_t r = 0; r < rows; ++r) {
         const int64_t index = p.LseIndex(seq, h, qb.begin + static_cast<int64_t>(r));

@@ -12,6 +12,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -32,42 +33,118 @@ namespace {
 constexpr size_t kBlockQ = 128;  // query rows per task (the lanes of S^T)
 constexpr size_t kBlockK = 64;  // keys per schedule block
 
-// Per-worker scratch, allocated once per call and reused across tasks.
+// A worker keeps packed f32 copies (rows ld apart) of the K and V rows of the key blocks
+// it visited last. Under a sliding window, the next query block it takes visits mostly
+// the same key blocks, so rows are copied (or converted from bf16/f16) about once
+// instead of once per visiting query block, and a revisit reads contiguous memory
+// that the hardware prefetchers follow, where a head's rows in the caller's [L, H, D]
+// tensors lie H * D elements apart. Direct-mapped by key block; a slot's tag is the
+// address of its first K and V row, valid within one call.
+constexpr size_t kSlots = 64;
+
+struct BlockTag {
+  const void* k_row = nullptr;  // first row of the block in K and V
+  const void* v_row = nullptr;
+  int64_t k_stride = 0, v_stride = 0;  // between rows, in elements
+  size_t cols = 0;
+  bool operator==(const BlockTag&) const = default;
+};
+
+struct BlockSlot {
+  BlockTag tag;
+  int v_finite = -1;  // whether every V entry is finite: -1 not yet known, else 0 or 1
+};
+
+// Per-worker scratch, kept by each thread across calls (first touch of fresh pages
+// costs more than a small call) and sized for the largest head_dim seen.
 struct Scratch {
+  size_t dim = 0;
   size_t dim_padded = 0;  // head_dim rounded up to whole vectors
   // Row strides of the tiles: one vector more than their rows hold, so that rows are not
   // a power of two apart (512 B rows all map to the same few L1 sets and the
   // micro-kernels' operands evict each other).
-  size_t ld = 0;   // o and kv
+  size_t ld = 0;   // o and the slots' K and V rows
   size_t ldq = 0;  // qt and st
-  hwy::AlignedFreeUniquePtr<float[]> qt;   // [dim][ldq]  Q^T, pre-scaled
-  hwy::AlignedFreeUniquePtr<float[]> o;    // [kBlockQ][ld]
-  hwy::AlignedFreeUniquePtr<float[]> st;   // [kBlockK][ldq]  S^T, then P^T
-  hwy::AlignedFreeUniquePtr<float[]> kv;   // [2][kBlockK][ld] converted K, V
-  hwy::AlignedFreeUniquePtr<float[]> row;  // [dim_padded]
+  hwy::AlignedFreeUniquePtr<float[]> qt;     // [dim][ldq]  Q^T, pre-scaled
+  hwy::AlignedFreeUniquePtr<float[]> o;      // [kBlockQ][ld]
+  hwy::AlignedFreeUniquePtr<float[]> st;     // [kBlockK][ldq]  S^T, then P^T
+  hwy::AlignedFreeUniquePtr<float[]> slot_rows;  // [kSlots][2][kBlockK][ld]  K, V
+  hwy::AlignedFreeUniquePtr<float[]> row;    // [dim_padded]
   hwy::AlignedFreeUniquePtr<float[]> m, l, alpha;  // [kBlockQ]
+  BlockSlot slots[kSlots];
+  uint64_t call = 0;  // the call whose blocks the slots hold
   std::vector<KeyBlock> blocks;
   std::vector<KeySpan> spans;
   std::vector<uint8_t> visible;
   int64_t key_first[kBlockK], key_last[kBlockK];  // rows that see each key of a block
+  // The parts of a partial block's S^T = K . Q^T (by groups of keys) and O += P . V (by
+  // groups of query rows) that hold visible pairs.
+  RowGroupBand score_bands[(kBlockK + kMR - 1) / kMR];
+  RowGroupBand value_bands[(kBlockQ + kMR - 1) / kMR];
 
-  void Allocate(size_t dim) {
+  // Sizes the buffers for head_dim `d` and forgets the slots of earlier calls.
+  void Prepare(size_t d, uint64_t call_id) {
+    if (call_id != call) {
+      std::fill_n(slots, kSlots, BlockSlot{});
+      call = call_id;
+    }
+    if (d == dim) return;
     const size_t lanes = hn::Lanes(DF());
+    dim = d;
     dim_padded = (dim + lanes - 1) / lanes * lanes;
     ld = dim_padded + lanes;
     ldq = kBlockQ + lanes;
     qt = hwy::AllocateAligned<float>(dim * ldq);
     o = hwy::AllocateAligned<float>(kBlockQ * ld);
     st = hwy::AllocateAligned<float>(kBlockK * ldq);
-    kv = hwy::AllocateAligned<float>(2 * kBlockK * ld);
+    slot_rows = hwy::AllocateAligned<float>(kSlots * 2 * kBlockK * ld);
     row = hwy::AllocateAligned<float>(dim_padded);
     m = hwy::AllocateAligned<float>(kBlockQ);
     l = hwy::AllocateAligned<float>(kBlockQ);
     alpha = hwy::AllocateAligned<float>(kBlockQ);
     visible.resize(kBlockK);
+    std::fill_n(slots, kSlots, BlockSlot{});
   }
+  float* SlotK(size_t slot) { return slot_rows.get() + slot * 2 * kBlockK * ld; }
+  float* SlotV(size_t slot) { return SlotK(slot) + kBlockK * ld; }
 };
 
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// The bands of a partial block from the rows [first[j], last[j]] that see each key j
+// (absolute rows; both ends non-decreasing in j; first > last when no row does):
+// - score_bands[g]: the query vectors that keys [g * kMR, (g + 1) * kMR) need;
+// - value_bands[g]: the keys that query rows [g * kMR, (g + 1) * kMR) see.
+// Keys outside a value band have P = 0 for every row of its group, so leaving them out
+// of O += P . V changes nothing.
+void BandsOfBlock(const int64_t* first, const int64_t* last, size_t cols, size_t rows, int64_t row0, size_t lanes,
+                  RowGroupBand* score_bands, RowGroupBand* value_bands) {
+  constexpr uint32_t kAll = UINT32_MAX;
+  for (size_t j0 = 0, g = 0; j0 < cols; j0 += kMR, ++g) {
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t j = j0; j < std::min(cols, j0 + kMR); ++j) {
+      if (first[j] > last[j]) continue;
+      lo = std::min(lo, first[j] - row0);
+      hi = std::max(hi, last[j] - row0);
+    }
+    score_bands[g] = lo > hi ? RowGroupBand{0, 0, 0, kAll}
+                             : RowGroupBand{static_cast<uint32_t>(static_cast<size_t>(lo) / lanes),
+                                            static_cast<uint32_t>(static_cast<size_t>(hi) / lanes + 1), 0, kAll};
+  }
+  // Both ends being monotone, the keys seen by rows [r0, r1) run from the first key
+  // whose last row reaches r0 to the last key whose first row is before r1.
+  size_t begin = 0, end = 0;
+  for (size_t r0 = 0, g = 0; r0 < rows; r0 += kMR, ++g) {
+    const int64_t r_first = row0 + static_cast<int64_t>(r0);
+    const int64_t r_last = row0 + static_cast<int64_t>(std::min(rows, r0 + kMR)) - 1;
+    while (begin < cols && last[begin] < r_first) ++begin;
+    while (end < cols && first[end] <= r_last) ++end;
+    value_bands[g] = RowGroupBand{0, kAll, static_cast<uint32_t>(begin), static_cast<uint32_t>(std::max(begin, end))};
+  }
+}
 
 // Everything one task needs while it walks its key blocks.
 struct TaskState {
@@ -77,6 +154,18 @@ struct TaskState {
   size_t rows, row_vectors, lanes_used;
   int64_t kv_head;
 };
+
+// The slot of a key block: consecutive blocks of a span take consecutive slots.
+size_t SlotIndex(const KeySpan& span, const KeyBlock& kb) {
+  return static_cast<size_t>((span.row0 + kb.begin) / static_cast<int64_t>(kBlockK)) % kSlots;
+}
+
+BlockTag TagOf(const KeySpan& span, const KeyBlock& kb, int64_t kv_head, size_t esize) {
+  const int64_t row = span.row0 + kb.begin;
+  return BlockTag{static_cast<const char*>(span.k.data) + span.k.Offset(span.batch, row, kv_head) * esize,
+                  static_cast<const char*>(span.v.data) + span.v.Offset(span.batch, row, kv_head) * esize,
+                  span.k.stride_l, span.v.stride_l, static_cast<size_t>(kb.end - kb.begin)};
+}
 
 // One key block of one span: S^T = K . Q^T, score transforms and mask, online softmax
 // update of (m, l, O), then O += P . V.
@@ -93,19 +182,30 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   const float neg_inf = -std::numeric_limits<float>::infinity();
   const size_t cols = static_cast<size_t>(kb.end - kb.begin);
   float* st = w.st.get();
-  // S^T = K . Q^T  [cols x lanes_used]. K is the broadcast operand, read a few rows
-  // at a time, so f32 rows are used in place; other dtypes are converted (packing
-  // also brings this block's V rows into cache; packing V, the next block's K rows).
-  FloatRows k;
-  if (p.dtype == DType::kF32) {
-    k = {static_cast<const float*>(span.k.data) + span.k.Offset(span.batch, span.row0 + kb.begin, t.kv_head),
-         static_cast<size_t>(span.k.stride_l), false};
-    PrefetchRows({&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)}, p.dtype, span.batch, t.kv_head);
-  } else {
-    k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, w.kv.get(),
-                 {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
+  // The block's packed K and V rows: from its slot, or copied there now (K here, with V
+  // requested meanwhile; V after the softmax).
+  const size_t esize = DTypeSize(p.dtype);
+  const BlockTag tag = TagOf(span, kb, t.kv_head, esize);
+  const size_t slot_index = SlotIndex(span, kb);
+  BlockSlot& slot = w.slots[slot_index];
+  const bool cached = slot.tag == tag;
+  float* const k_rows = w.SlotK(slot_index);
+  float* const v_rows = w.SlotV(slot_index);
+  if (!cached) {
+    slot = BlockSlot{};
+    LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, k_rows,
+             {&span.v, span.row0 + kb.begin, static_cast<int64_t>(cols)});
   }
-  Gemm(cols, t.lanes_used, dim, k.data, k.stride, 1, w.qt.get(), ldq, st, ldq, false, true);
+  // S^T = K . Q^T  [cols x lanes_used]
+  // A partial block of a plain band computes only the key groups x query vectors and
+  // the query groups x keys that hold visible pairs; the mask below hides the rest.
+  const bool banded = !kb.full && !rule.has_extras();
+  if (banded) {
+    KeyRowRanges(rule, t.task.begin, t.task.end, kb.begin, kb.end, w.key_first, w.key_last);
+    BandsOfBlock(w.key_first, w.key_last, cols, rows, t.task.begin, L, w.score_bands, w.value_bands);
+  }
+  Gemm(cols, t.lanes_used, dim, k_rows, ld, 1, w.qt.get(), ldq, st, ldq, false, true,
+       banded ? w.score_bands : nullptr);
 
   // Score transforms: softcap, ALiBi, then the mask of a partial block.
   if (p.softcap > 0 || p.alibi_slopes) {
@@ -127,10 +227,10 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
       }
     }
   }
-  if (!kb.full && !rule.has_extras()) {
+  if (banded) {
     // The rows that see key j are one interval [first, last]: blend -inf into the other
-    // lanes of the key's row of S^T, a vector at a time.
-    KeyRowRanges(rule, t.task.begin, t.task.end, kb.begin, kb.end, w.key_first, w.key_last);
+    // lanes of the key's row of S^T (some of which were never computed), a vector at a
+    // time.
     const auto lane = hn::Iota(d, 0.0f);
     const auto vneg = hn::Set(d, neg_inf);
     for (size_t j = 0; j < cols; ++j) {
@@ -184,12 +284,24 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   // O += P . V. A masked key has P = 0, but 0 * (NaN or Inf) in V would still poison
   // the rows that cannot see it; a partial block whose V is not finite takes the
   // per-row path that skips masked keys.
-  const PrefetchBlock next_keys =
-      next ? PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin} : PrefetchBlock{};
-  const FloatRows vr = LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld,
-                                w.kv.get() + kBlockK * ld, next_keys);
-  if (kb.full || AllFinite(vr, cols, dim)) {
-    Gemm(rows, dim, cols, st, 1, ldq, vr.data, vr.stride, w.o.get(), ld, true, vr.padded);
+  // The next block's K rows are requested now, unless its slot already holds them.
+  PrefetchBlock next_keys;
+  if (next != nullptr) {
+    if (!(w.slots[SlotIndex(span, *next)].tag == TagOf(span, *next, t.kv_head, esize))) {
+      next_keys = PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin};
+    }
+  }
+  if (!cached) {
+    LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, v_rows, next_keys);
+    slot = BlockSlot{tag, -1};
+  } else {
+    PrefetchRows(next_keys, p.dtype, span.batch, t.kv_head);
+  }
+  const FloatRows vr{v_rows, ld, true};
+  if (!kb.full && slot.v_finite < 0) slot.v_finite = AllFinite(vr, cols, dim) ? 1 : 0;
+  if (kb.full || slot.v_finite == 1) {
+    Gemm(rows, dim, cols, st, 1, ldq, vr.data, vr.stride, w.o.get(), ld, true, vr.padded,
+         banded ? w.value_bands : nullptr);
     return;
   }
   for (size_t r = 0; r < rows; ++r) {
@@ -217,9 +329,16 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   // Q^T, pre-multiplied by the softmax scale; unused lanes are zero.
   std::fill_n(w.qt.get(), dim * w.ldq, 0.0f);
   const size_t esize = DTypeSize(p.dtype);
+  auto q_row = [&](size_t r) {
+    return static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
+  };
+  // Q's rows of one head are strided, which the hardware prefetchers do not follow:
+  // request a few rows ahead of the one being transposed.
+  constexpr size_t kQueryRowsAhead = 6;
+  for (size_t r = 0; r < std::min(rows, kQueryRowsAhead); ++r) PrefetchBytes(q_row(r), dim * esize);
   for (size_t r = 0; r < rows; ++r) {
-    const void* src =
-        static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
+    if (r + kQueryRowsAhead < rows) PrefetchBytes(q_row(r + kQueryRowsAhead), dim * esize);
+    const void* src = q_row(r);
     RowToFloat(src, p.dtype, dim, dp, w.row.get());
     for (size_t e = 0; e < dim; ++e) w.qt[e * w.ldq + r] = w.row[e] * p.scale;
   }
@@ -259,9 +378,15 @@ void ForwardImpl(const Problem& p, ThreadPool& pool) {
   const BlockGrid grid(p, p.hq, kBlockQ, /*over_keys=*/false);
   const int threads = static_cast<int>(std::min<int64_t>(ThreadPool::ResolveThreads(p.threads), grid.size()));
   if (threads <= 0) return;
-  std::vector<Scratch> scratch(threads);
-  for (Scratch& s : scratch) s.Allocate(static_cast<size_t>(p.dim));
-  pool.ParallelFor(grid.size(), threads, [&](int64_t t, int worker) { RunTask(p, grid.At(t), scratch[worker]); });
+  // Slots hold blocks of this call only: a later call may pass other data at the same
+  // addresses.
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = calls.fetch_add(1) + 1;
+  pool.ParallelFor(grid.size(), threads, [&](int64_t t, int) {
+    Scratch& w = ThreadScratch();
+    w.Prepare(static_cast<size_t>(p.dim), call);
+    RunTask(p, grid.At(t), w);
+  });
 }
 
 }  // namespace swa::attention::cpu::HWY_NAMESPACE

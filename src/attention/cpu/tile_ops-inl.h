@@ -63,42 +63,66 @@ HWY_INLINE void MicroKernel(size_t k, const float* HWY_RESTRICT a, size_t a_rs, 
   }
 }
 
-// Rows [0, m) of one column group: full MR-row kernels, then one shorter kernel.
+// What one group of kMR rows of a banded GEMM computes (see Gemm): the vectors of C
+// [vec_begin, vec_end) and the terms [k_begin, k_end) of the sum (ends past the last
+// vector or term mean "to the end"). A group whose range is empty is skipped, and its
+// C rows are left as they were.
+struct RowGroupBand {
+  uint32_t vec_begin, vec_end;
+  uint32_t k_begin, k_end;
+};
+
+// Rows [0, m) of the column group of vectors [v0, v0 + NR): full MR-row kernels, then
+// one shorter kernel; with `bands`, each row group only where its band meets the group.
 template <size_t MR, size_t NR>
 HWY_INLINE void GemmColumnGroup(size_t m, size_t k, const float* a, size_t a_rs, size_t a_cs, const float* b,
                                 size_t ldb, float* c, size_t ldc, bool accumulate,
-                                const hn::Mask<DF>* last_mask) {
-  size_t r = 0;
-  for (; r + MR <= m; r += MR) {
-    MicroKernel<MR, NR>(k, a + r * a_rs, a_rs, a_cs, b, ldb, c + r * ldc, ldc, accumulate, last_mask);
-  }
-  const size_t rest = m - r;
-  const float* ar = a + r * a_rs;
-  float* cr = c + r * ldc;
-  switch (rest) {
-#define SWA_TAIL_CASE(R)                                                                              \
-  case R:                                                                                             \
-    if constexpr (R < MR) MicroKernel<R, NR>(k, ar, a_rs, a_cs, b, ldb, cr, ldc, accumulate, last_mask); \
+                                const hn::Mask<DF>* last_mask, size_t v0, const RowGroupBand* bands) {
+  for (size_t r = 0, g = 0; r < m; r += MR, ++g) {
+    size_t k0 = 0, kn = k;
+    if (bands != nullptr) {
+      const RowGroupBand& band = bands[g];
+      const size_t k_end = std::min<size_t>(band.k_end, k);
+      if (band.vec_end <= v0 || band.vec_begin >= v0 + NR || band.k_begin >= k_end) continue;
+      k0 = band.k_begin;
+      kn = k_end - k0;
+    }
+    const float* ar = a + r * a_rs + k0 * a_cs;
+    const float* br = b + k0 * ldb;
+    float* cr = c + r * ldc;
+    if (r + MR <= m) {
+      MicroKernel<MR, NR>(kn, ar, a_rs, a_cs, br, ldb, cr, ldc, accumulate, last_mask);
+      continue;
+    }
+    switch (m - r) {
+#define SWA_TAIL_CASE(R)                                                                                \
+  case R:                                                                                               \
+    if constexpr (R < MR) MicroKernel<R, NR>(kn, ar, a_rs, a_cs, br, ldb, cr, ldc, accumulate, last_mask); \
     break;
-    SWA_TAIL_CASE(1)
-    SWA_TAIL_CASE(2)
-    SWA_TAIL_CASE(3)
-    SWA_TAIL_CASE(4)
-    SWA_TAIL_CASE(5)
-    SWA_TAIL_CASE(6)
-    SWA_TAIL_CASE(7)
+      SWA_TAIL_CASE(1)
+      SWA_TAIL_CASE(2)
+      SWA_TAIL_CASE(3)
+      SWA_TAIL_CASE(4)
+      SWA_TAIL_CASE(5)
+      SWA_TAIL_CASE(6)
+      SWA_TAIL_CASE(7)
 #undef SWA_TAIL_CASE
-    default:
-      break;
+      default:
+        break;
+    }
   }
 }
 
 // C[m x n] (+)= A[m x k] * B[k x n], A broadcast through strides (a_rs, a_cs), B rows
 // of stride ldb, C rows of stride ldc padded to a whole number of vectors. If
 // `b_padded` is false, B rows are read only up to n (the last vector is masked).
+// `bands` (or null: everything) limits each group of MR rows of C to part of its
+// vectors and part of the sum, so that the parts of a tile the mask hides are not
+// computed; bands[g] describes rows [g * MR, (g + 1) * MR).
 template <size_t MR = kMR, size_t NR = kNR>
 HWY_INLINE void Gemm(size_t m, size_t n, size_t k, const float* a, size_t a_rs, size_t a_cs, const float* b,
-                     size_t ldb, float* c, size_t ldc, bool accumulate, bool b_padded) {
+                     size_t ldb, float* c, size_t ldc, bool accumulate, bool b_padded,
+                     const RowGroupBand* bands = nullptr) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t vectors = (n + L - 1) / L;
@@ -108,12 +132,12 @@ HWY_INLINE void Gemm(size_t m, size_t n, size_t k, const float* a, size_t a_rs, 
   for (; v + NR <= vectors; v += NR) {
     const bool last = ragged && v + NR == vectors;
     GemmColumnGroup<MR, NR>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
-                            last ? &tail_mask : nullptr);
+                            last ? &tail_mask : nullptr, v, bands);
   }
   for (; v < vectors; ++v) {
     const bool last = ragged && v + 1 == vectors;
     GemmColumnGroup<MR, 1>(m, k, a, a_rs, a_cs, b + v * L, ldb, c + v * L, ldc, accumulate,
-                           last ? &tail_mask : nullptr);
+                           last ? &tail_mask : nullptr, v, bands);
   }
 }
 
@@ -230,6 +254,13 @@ struct PrefetchBlock {
   int64_t head = -1;  // -1: the head being loaded (or passed to PrefetchRows)
 };
 
+// Requests the cache lines of [p, p + bytes).
+HWY_INLINE void PrefetchBytes(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(c + b);
+  hwy::Prefetch(c + bytes - 1);
+}
+
 // Issues the prefetches of one block's rows.
 HWY_INLINE void PrefetchRows(const PrefetchBlock& block, DType dtype, int64_t batch, int64_t head) {
   if (block.tensor == nullptr) return;
@@ -238,9 +269,7 @@ HWY_INLINE void PrefetchRows(const PrefetchBlock& block, DType dtype, int64_t ba
   const size_t bytes = static_cast<size_t>(t.dim) * esize;
   if (block.head >= 0) head = block.head;
   for (int64_t r = 0; r < block.rows; ++r) {
-    const char* row = static_cast<const char*>(t.data) + t.Offset(batch, block.row0 + r, head) * esize;
-    for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(row + b);
-    hwy::Prefetch(row + bytes - 1);
+    PrefetchBytes(static_cast<const char*>(t.data) + t.Offset(batch, block.row0 + r, head) * esize, bytes);
   }
 }
 
@@ -256,9 +285,8 @@ HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, in
     if (r < prefetch_rows) {
       const TensorRef& pt = *prefetch.tensor;
       const size_t bytes = static_cast<size_t>(pt.dim) * esize;
-      const char* next = static_cast<const char*>(pt.data) + pt.Offset(batch, prefetch.row0 + r, prefetch_head) * esize;
-      for (size_t b = 0; b < bytes; b += 64) hwy::Prefetch(next + b);
-      hwy::Prefetch(next + bytes - 1);
+      PrefetchBytes(static_cast<const char*>(pt.data) + pt.Offset(batch, prefetch.row0 + r, prefetch_head) * esize,
+                    bytes);
     }
     if (r < rows) {
       const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
