@@ -3,12 +3,24 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include "attention/cpu/dispatch.h"
+#include "attention/cpu/tile_ops-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace swa::attention::cpu::HWY_NAMESPACE {
 
 int64_t ThisTarget() { return HWY_TARGET; }
+
+void ExpNonPositiveOf(const float* x, float* y, size_t n) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(ExpNonPositive(d, hn::LoadU(d, x + i)), d, y + i);
+  if (i < n) {
+    const auto mask = hn::FirstN(d, n - i);
+    hn::BlendedStore(ExpNonPositive(d, hn::MaskedLoad(mask, d, x + i)), mask, d, y + i);
+  }
+}
 
 }  // namespace swa::attention::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
@@ -17,6 +29,7 @@ HWY_AFTER_NAMESPACE();
 namespace swa::attention::cpu {
 
 HWY_EXPORT(ThisTarget);
+HWY_EXPORT(ExpNonPositiveOf);
 
 std::vector<int64_t> RunnableTargets() {
   // HWY_TARGETS here is the library's own set (this file is compiled with the same
@@ -32,6 +45,8 @@ std::string TargetName(int64_t target) { return hwy::TargetName(target); }
 std::string ActiveTargetName() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(ThisTarget)()); }
 
 void ForceTarget(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+void ExpNonPositiveForTest(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ExpNonPositiveOf)(x, y, n); }
 
 }  // namespace swa::attention::cpu
 #endif

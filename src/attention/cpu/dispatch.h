@@ -3,6 +3,7 @@
 // chosen at run time; tests force each one in turn.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,5 +17,7 @@ std::string TargetName(int64_t target);
 std::string ActiveTargetName();
 // Restricts dispatch to `target` (0 restores the default). For tests.
 void ForceTarget(int64_t target);
+// y[i] = the kernels' exp of x[i] <= 0 (tile_ops-inl.h) on the active target. For tests.
+void ExpNonPositiveForTest(const float* x, float* y, size_t n);
 
 }  // namespace swa::attention::cpu
