@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -92,40 +93,55 @@ struct Ceilings {
   double triad_gbps = 0;
 };
 
-Result Measure(const Shape& s, int threads, int reps, TriadBench* triad, Ceilings* ceil) {
-  Inputs in(s);
-  Result r;
-  r.shape = s;
-  r.pairs = in.VisiblePairs();
-  const double flops = 4.0 * s.dim * static_cast<double>(r.pairs);
-  // K/V bytes a decode step must read: the visible keys of each kv head, K and V.
-  const double kv_bytes = static_cast<double>(r.pairs) / s.hq * s.hkv * s.dim * (s.dtype == SWA_F32 ? 4 : 2) * 2;
-  in.Run(threads);  // warm-up: page faults, caches, thread start
-  double best = 1e30;
-  // A decode step is short and memory-bound: each triad burst is followed by a round of
-  // single steps, and the best step counts.
-  const int steps_per_round = s.decode ? 16 : 1;
-  const double min_seconds = s.decode ? 0.0 : 0.005;
+// Times every shape `reps` times, a round over all shapes at a time, so that each shape's
+// best run is drawn from the whole length of the benchmark: a slow spell of this shared
+// machine then touches every shape alike instead of one shape's whole sample, and ratios
+// between shapes (time(2W) / time(W)) stay fair.
+std::vector<Result> MeasureAll(const std::vector<Shape>& shapes, int threads, int reps, TriadBench* triad,
+                               Ceilings* ceil) {
+  std::vector<std::unique_ptr<Inputs>> inputs;
+  std::vector<Result> results(shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    inputs.push_back(std::make_unique<Inputs>(shapes[i]));
+    inputs.back()->Run(threads);  // warm-up: page faults, caches, thread start
+    results[i].shape = shapes[i];
+    results[i].pairs = inputs.back()->VisiblePairs();
+    results[i].seconds = 1e30;
+  }
   for (int rep = 0; rep < reps; ++rep) {
-    if (s.decode) {
-      ceil->triad_gbps = std::max(ceil->triad_gbps, triad->GBps());
-    } else {
-      ceil->fma_gflops = std::max(ceil->fma_gflops, FmaPeakGflops(threads));
-    }
-    for (int step = 0; step < steps_per_round; ++step) {
-      const auto t0 = Clock::now();
-      int inner = 0;
-      do {  // short kernels are repeated to a few milliseconds
-        in.Run(threads);
-        ++inner;
-      } while (std::chrono::duration<double>(Clock::now() - t0).count() < min_seconds);
-      best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / inner);
+    std::fprintf(stderr, "round %d of %d over %zu shapes\n", rep + 1, reps, shapes.size());
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const Shape& s = shapes[i];
+      Result& r = results[i];
+      // A decode step is short and memory-bound: each triad burst is followed by a round
+      // of single steps, and the best step counts.
+      const int steps_per_round = s.decode ? 16 : 1;
+      const double min_seconds = s.decode ? 0.0 : 0.005;
+      if (s.decode) {
+        ceil->triad_gbps = std::max(ceil->triad_gbps, triad->GBps());
+      } else {
+        ceil->fma_gflops = std::max(ceil->fma_gflops, FmaPeakGflops(threads));
+      }
+      for (int step = 0; step < steps_per_round; ++step) {
+        const auto t0 = Clock::now();
+        int inner = 0;
+        do {  // short kernels are repeated to a few milliseconds
+          inputs[i]->Run(threads);
+          ++inner;
+        } while (std::chrono::duration<double>(Clock::now() - t0).count() < min_seconds);
+        r.seconds = std::min(r.seconds, std::chrono::duration<double>(Clock::now() - t0).count() / inner);
+      }
     }
   }
-  r.seconds = best;
-  r.gflops = flops / best * 1e-9;
-  r.gbps = s.decode ? kv_bytes / best * 1e-9 : 0.0;
-  return r;
+  for (Result& r : results) {
+    const Shape& s = r.shape;
+    r.gflops = 4.0 * s.dim * static_cast<double>(r.pairs) / r.seconds * 1e-9;
+    // K/V bytes a decode step must read: the visible keys of each kv head, K and V.
+    const double kv_bytes =
+        static_cast<double>(r.pairs) / s.hq * s.hkv * s.dim * (s.dtype == SWA_F32 ? 4 : 2) * 2;
+    r.gbps = s.decode ? kv_bytes / r.seconds * 1e-9 : 0.0;
+  }
+  return results;
 }
 
 void FillShares(const Ceilings& ceil, std::vector<Result>* rs) {
@@ -248,13 +264,13 @@ int RunForwardBench(const BenchOptions& opt, json* out) {
               threads, FmaPeakIsa());
   TriadBench triad(threads);
   Ceilings ceil;
-  const int reps = opt.quick ? 3 : 5;
+  const int reps = opt.quick ? 3 : 7;
   std::vector<Result> results;
   std::printf("%-8s %-5s %6s %6s %6s %5s %4s %10s %9s %9s\n", "group", "dtype", "Lq", "Lk", "W", "H", "D",
               "best_ms", "GFLOP/s", "KV GB/s");
-  for (const Shape& s : ForwardShapes(opt.quick)) {
-    results.push_back(Measure(s, threads, reps, &triad, &ceil));
-    const Result& r = results.back();
+  results = MeasureAll(ForwardShapes(opt.quick), threads, reps, &triad, &ceil);
+  for (const Result& r : results) {
+    const Shape& s = r.shape;
     std::printf("%-8s %-5s %6lld %6lld %6lld %2lld/%-2lld %4lld %10.3f %9.1f %9.1f\n", s.group.c_str(),
                 DtypeName(s.dtype), static_cast<long long>(s.lq), static_cast<long long>(s.lk),
                 static_cast<long long>(s.window), static_cast<long long>(s.hq), static_cast<long long>(s.hkv),
