@@ -167,6 +167,14 @@ BlockTag TagOf(const KeySpan& span, const KeyBlock& kb, int64_t kv_head, size_t 
                   span.k.stride_l, span.v.stride_l, static_cast<size_t>(kb.end - kb.begin)};
 }
 
+// The K rows of block `kb` (or null) to request ahead, unless its slot holds them.
+PrefetchBlock KeysToFetch(const TaskState& t, const KeySpan& span, const KeyBlock* kb) {
+  if (kb == nullptr || t.w.slots[SlotIndex(span, *kb)].tag == TagOf(span, *kb, t.kv_head, DTypeSize(t.p.dtype))) {
+    return {};
+  }
+  return PrefetchBlock{&span.k, span.row0 + kb->begin, kb->end - kb->begin};
+}
+
 // One key block of one span: S^T = K . Q^T, score transforms and mask, online softmax
 // update of (m, l, O), then O += P . V.
 // `next` (or null) is the block that follows, whose keys are prefetched meanwhile.
@@ -285,12 +293,7 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   // the rows that cannot see it; a partial block whose V is not finite takes the
   // per-row path that skips masked keys.
   // The next block's K rows are requested now, unless its slot already holds them.
-  PrefetchBlock next_keys;
-  if (next != nullptr) {
-    if (!(w.slots[SlotIndex(span, *next)].tag == TagOf(span, *next, t.kv_head, esize))) {
-      next_keys = PrefetchBlock{&span.k, span.row0 + next->begin, next->end - next->begin};
-    }
-  }
+  const PrefetchBlock next_keys = KeysToFetch(t, span, next);
   if (!cached) {
     LoadRows(span.v, p.dtype, span.batch, span.row0 + kb.begin, cols, t.kv_head, ld, v_rows, next_keys);
     slot = BlockSlot{tag, -1};
@@ -326,6 +329,18 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   const size_t row_vectors = (rows + L - 1) / L;
   const TaskState state{p, task, w, rows, row_vectors, row_vectors * L, h / p.group()};
 
+  // The softmax state carries across spans, so keys split over several spans (a ring
+  // buffer) give the same result as one. The first block's keys are requested before Q
+  // is transposed, which gives them time to arrive.
+  int64_t first_query = 0;
+  p.SpansOf(task.seq, seq, &w.spans, &first_query);
+  if (!w.spans.empty()) {
+    const KeySpan& span = w.spans.front();
+    const BandRule rule(p.mask, p.windows[h], seq.lq, span.length, first_query, span.first_position);
+    ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
+    if (!w.blocks.empty()) PrefetchRows(KeysToFetch(state, span, &w.blocks.front()), p.dtype, span.batch, state.kv_head);
+  }
+
   // Q^T, pre-multiplied by the softmax scale; unused lanes are zero.
   std::fill_n(w.qt.get(), dim * w.ldq, 0.0f);
   const size_t esize = DTypeSize(p.dtype);
@@ -348,15 +363,22 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   std::fill_n(w.m.get(), kBlockQ, has_sink ? p.sink_logits[h] : -std::numeric_limits<float>::infinity());
   std::fill_n(w.l.get(), kBlockQ, has_sink ? 1.0f : 0.0f);
 
-  // The softmax state carries across spans, so keys split over several spans (a ring
-  // buffer) give the same result as one.
-  int64_t first_query = 0;
-  p.SpansOf(task.seq, seq, &w.spans, &first_query);
+  auto out_row = [&](size_t r) {
+    return static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
+  };
   for (const KeySpan& span : w.spans) {
     const BandRule rule(p.mask, p.windows[h], seq.lq, span.length, first_query, span.first_position);
     ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
-    for (size_t b = 0; b < w.blocks.size(); ++b) {
-      ProcessBlock(state, span, rule, w.blocks[b], b + 1 < w.blocks.size() ? &w.blocks[b + 1] : nullptr);
+    const size_t count = w.blocks.size();
+    for (size_t b = 0; b < count; ++b) {
+      ProcessBlock(state, span, rule, w.blocks[b], b + 1 < count ? &w.blocks[b + 1] : nullptr);
+      if (&span == &w.spans.back()) {
+        // The output rows are strided too: ask for them for writing, a share per block
+        // of the last span, so that the stores below do not wait on memory.
+        for (size_t r = b * rows / count; r < (b + 1) * rows / count; ++r) {
+          PrefetchBytesForWrite(out_row(r), dim * esize);
+        }
+      }
     }
   }
 
@@ -364,8 +386,7 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   for (size_t r = 0; r < rows; ++r) {
     const int64_t i = task.begin + static_cast<int64_t>(r);
     const float l = w.l[r];
-    void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * esize;
-    RowFromFloat(w.o.get() + r * w.ld, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, dst);
+    RowFromFloat(w.o.get() + r * w.ld, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, out_row(r));
     if (p.lse) {
       p.lse[p.LseIndex(seq, h, i)] = l != 0 ? w.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
     }
