@@ -60,6 +60,15 @@ TEST_P(ForwardTest, ExpOfNonPositiveArguments) {
       worst = std::max(worst, rel);
     }
   }
+  // Positive arguments (the backward under an inconsistent lse) stay exp, up to +inf.
+  const std::vector<float> positive = {1e-7f, 1.0f, 20.0f, 88.0f, 89.0f, 1e30f, std::numeric_limits<float>::infinity()};
+  std::vector<float> exp_positive(positive.size());
+  attention::cpu::ExpNonPositiveForTest(positive.data(), exp_positive.data(), positive.size());
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_NEAR(exp_positive[i], std::exp(static_cast<double>(positive[i])), 1e-6 * std::exp(positive[i]))
+        << "exp(" << positive[i] << ")";
+  }
+  for (size_t i = 4; i < positive.size(); ++i) EXPECT_EQ(exp_positive[i], std::numeric_limits<float>::infinity());
   EXPECT_EQ(y[x.size() - 14], 1.0f);  // exp(0)
   EXPECT_EQ(y[x.size() - 13], 1.0f);  // exp(-0)
   EXPECT_LE(worst, 4 * 0x1p-24) << "worst relative error on [-86.9, 0]";

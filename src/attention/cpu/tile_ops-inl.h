@@ -186,7 +186,7 @@ HWY_INLINE void DotRows(size_t rows, size_t cols, size_t dim, const float* HWY_R
   }
 }
 
-// exp(x) for x <= 0 (and -inf), propagating NaN (Highway's Exp maps NaN to 0), in about
+// exp(x), meant for x <= 0 (and -inf), propagating NaN (Highway's Exp maps NaN to 0), in about
 // two thirds of the operations of a general exp: exp(x) = 2^n exp(r) with n = round(x /
 // ln 2) and |r| <= ln(2) / 2, r = x - n ln 2 in two parts (Cody-Waite: n * kLn2Hi is
 // exact, so r is nearly exact with or without FMA), exp(r) from a degree-6 polynomial
@@ -196,7 +196,10 @@ HWY_INLINE void DotRows(size_t rows, size_t cols, size_t dim, const float* HWY_R
 template <class V>
 HWY_INLINE V ExpNonPositive(DF d, V x) {
   const hn::RebindToSigned<DF> di;
-  const V n = hn::Round(hn::Mul(x, hn::Set(d, 1.44269504088896341f)));
+  // n is capped at 128, whose 2^n is +inf: a positive x (the backward's recomputed
+  // probabilities, under an lse that does not fit the scores) overflows to +inf, as
+  // exp does, instead of wrapping the exponent bits.
+  const V n = hn::Min(hn::Round(hn::Mul(x, hn::Set(d, 1.44269504088896341f))), hn::Set(d, 128.0f));
   const V r = hn::NegMulAdd(n, hn::Set(d, 1.428606820286226e-06f), hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), x));
   V p = hn::Set(d, 1.383677823e-03f);
   p = hn::MulAdd(p, r, hn::Set(d, 8.374802768e-03f));
@@ -205,7 +208,7 @@ HWY_INLINE V ExpNonPositive(DF d, V x) {
   p = hn::MulAdd(p, r, hn::Set(d, 4.999999106e-01f));
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
   p = hn::MulAdd(p, r, hn::Set(d, 1.0f));
-  // 2^n as a float, n in [-125, 0] for every lane kept. A NaN x makes p NaN, and the
+  // 2^n as a float, n in [-125, 128] for every lane kept. A NaN x makes p NaN, and the
   // product stays NaN whatever n converted to.
   const V pow2n = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127))));
   return hn::IfThenZeroElse(hn::Lt(n, hn::Set(d, -125.0f)), hn::Mul(p, pow2n));
