@@ -173,6 +173,14 @@ struct Scratch {
   Floats s, ds;       // [kBlock][kBlock]  S, then P; dP, then scale * dX
   Floats lse, delta;  // [kBlock]
   std::vector<uint8_t> visible;
+  // A partial tile of a plain band: the rows that see each key, the tile's visible
+  // intervals by groups of keys and of rows, and the GEMM bands made of them.
+  static constexpr size_t kGroups = (kBlock + kMR - 1) / kMR;
+  int64_t key_first[kBlock], key_last[kBlock];
+  TileInterval key_groups[kGroups], row_groups[kGroups];
+  RowGroupBand score_bands[kGroups];  // S, dP: the key vectors each row group needs
+  RowGroupBand key_bands[kGroups];    // dV, dK: the rows each key group is seen by
+  RowGroupBand row_bands[kGroups];    // dQ: the keys each row group sees
   std::vector<BandRule> rules;                       // [group]
   std::vector<std::vector<QueryBlock>> head_blocks;  // [group] the segment's schedule
   std::vector<size_t> head_entry;                    // [group] first tile of the head
@@ -261,15 +269,28 @@ void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock
   const float* kt = w.kt.get() + b * dim * kBlock;
   const float* vt = w.vt.get() + b * dim * kBlock;
   const float* k = w.k.get() + b * kBlock * dp;
+  // A partial tile of a plain band computes only its visible parts (ScoresToGradients
+  // zeroes every hidden entry of P and dX, computed or not).
+  const bool banded = !qb.full && !rule.has_extras();
+  if (banded) {
+    const size_t key_groups = (cols + kMR - 1) / kMR, row_groups = (rows + kMR - 1) / kMR;
+    KeyRowRanges(rule, qb.begin, qb.end, kb0, kb0 + static_cast<int64_t>(cols), w.key_first, w.key_last);
+    TileIntervals(w.key_first, w.key_last, cols, rows, qb.begin, w.key_groups, w.row_groups);
+    BandsAsVectors(w.row_groups, row_groups, hn::Lanes(DF()), w.score_bands);
+    BandsAsTerms(w.key_groups, key_groups, w.key_bands);
+    BandsAsTerms(w.row_groups, row_groups, w.row_bands);
+  }
   // S = Q (scale K)^T and dP = dO V^T, [rows][cols].
-  Gemm(rows, cols, dim, q, dp, 1, kt, kBlock, w.s.get(), kBlock, false, true);
-  Gemm(rows, cols, dim, dout, dp, 1, vt, kBlock, w.ds.get(), kBlock, false, true);
+  Gemm(rows, cols, dim, q, dp, 1, kt, kBlock, w.s.get(), kBlock, false, true, banded ? w.score_bands : nullptr);
+  Gemm(rows, cols, dim, dout, dp, 1, vt, kBlock, w.ds.get(), kBlock, false, true, banded ? w.score_bands : nullptr);
   ScoresToGradients(c, rule, h, qb, kb0, cols, w);
   // dV += P^T dO and dK += (scale dX)^T Q: A is read transposed (a_rs = 1).
-  Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout, dp, w.dv.get() + b * kBlock * dp, dp, true, true);
-  Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q, dp, w.dk.get() + b * kBlock * dp, dp, true, true);
+  Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout, dp, w.dv.get() + b * kBlock * dp, dp, true, true,
+       banded ? w.key_bands : nullptr);
+  Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q, dp, w.dk.get() + b * kBlock * dp, dp, true, true,
+       banded ? w.key_bands : nullptr);
   // dQ += (scale dX) K.
-  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k, dp, dq_tile, dp, true, true);
+  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k, dp, dq_tile, dp, true, true, banded ? w.row_bands : nullptr);
 }
 
 // Transposes rows x dim of `src` into dst[dim][kBlock] times `mul`; zero columns pad

@@ -79,8 +79,10 @@ struct Scratch {
   int64_t key_first[kBlockK], key_last[kBlockK];  // rows that see each key of a block
   // The parts of a partial block's S^T = K . Q^T (by groups of keys) and O += P . V (by
   // groups of query rows) that hold visible pairs.
-  RowGroupBand score_bands[(kBlockK + kMR - 1) / kMR];
-  RowGroupBand value_bands[(kBlockQ + kMR - 1) / kMR];
+  static constexpr size_t kKeyGroups = (kBlockK + kMR - 1) / kMR, kRowGroups = (kBlockQ + kMR - 1) / kMR;
+  TileInterval key_groups[kKeyGroups], row_groups[kRowGroups];
+  RowGroupBand score_bands[kKeyGroups];  // S^T: the query vectors each key group needs
+  RowGroupBand value_bands[kRowGroups];  // O += P . V: the keys each row group sees
 
   // Sizes the buffers for head_dim `d` and forgets the slots of earlier calls.
   void Prepare(size_t d, uint64_t call_id) {
@@ -112,38 +114,6 @@ struct Scratch {
 Scratch& ThreadScratch() {
   thread_local Scratch scratch;
   return scratch;
-}
-
-// The bands of a partial block from the rows [first[j], last[j]] that see each key j
-// (absolute rows; both ends non-decreasing in j; first > last when no row does):
-// - score_bands[g]: the query vectors that keys [g * kMR, (g + 1) * kMR) need;
-// - value_bands[g]: the keys that query rows [g * kMR, (g + 1) * kMR) see.
-// Keys outside a value band have P = 0 for every row of its group, so leaving them out
-// of O += P . V changes nothing.
-void BandsOfBlock(const int64_t* first, const int64_t* last, size_t cols, size_t rows, int64_t row0, size_t lanes,
-                  RowGroupBand* score_bands, RowGroupBand* value_bands) {
-  constexpr uint32_t kAll = UINT32_MAX;
-  for (size_t j0 = 0, g = 0; j0 < cols; j0 += kMR, ++g) {
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
-    for (size_t j = j0; j < std::min(cols, j0 + kMR); ++j) {
-      if (first[j] > last[j]) continue;
-      lo = std::min(lo, first[j] - row0);
-      hi = std::max(hi, last[j] - row0);
-    }
-    score_bands[g] = lo > hi ? RowGroupBand{0, 0, 0, kAll}
-                             : RowGroupBand{static_cast<uint32_t>(static_cast<size_t>(lo) / lanes),
-                                            static_cast<uint32_t>(static_cast<size_t>(hi) / lanes + 1), 0, kAll};
-  }
-  // Both ends being monotone, the keys seen by rows [r0, r1) run from the first key
-  // whose last row reaches r0 to the last key whose first row is before r1.
-  size_t begin = 0, end = 0;
-  for (size_t r0 = 0, g = 0; r0 < rows; r0 += kMR, ++g) {
-    const int64_t r_first = row0 + static_cast<int64_t>(r0);
-    const int64_t r_last = row0 + static_cast<int64_t>(std::min(rows, r0 + kMR)) - 1;
-    while (begin < cols && last[begin] < r_first) ++begin;
-    while (end < cols && first[end] <= r_last) ++end;
-    value_bands[g] = RowGroupBand{0, kAll, static_cast<uint32_t>(begin), static_cast<uint32_t>(std::max(begin, end))};
-  }
 }
 
 // Everything one task needs while it walks its key blocks.
@@ -210,7 +180,9 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   const bool banded = !kb.full && !rule.has_extras();
   if (banded) {
     KeyRowRanges(rule, t.task.begin, t.task.end, kb.begin, kb.end, w.key_first, w.key_last);
-    BandsOfBlock(w.key_first, w.key_last, cols, rows, t.task.begin, L, w.score_bands, w.value_bands);
+    TileIntervals(w.key_first, w.key_last, cols, rows, t.task.begin, w.key_groups, w.row_groups);
+    BandsAsVectors(w.key_groups, (cols + kMR - 1) / kMR, L, w.score_bands);
+    BandsAsTerms(w.row_groups, (rows + kMR - 1) / kMR, w.value_bands);
   }
   Gemm(cols, t.lanes_used, dim, k_rows, ld, 1, w.qt.get(), ldq, st, ldq, false, true,
        banded ? w.score_bands : nullptr);
