@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "attention/cpu/forward.h"
@@ -84,28 +85,36 @@ struct Scratch {
   RowGroupBand score_bands[kKeyGroups];  // S^T: the query vectors each key group needs
   RowGroupBand value_bands[kRowGroups];  // O += P . V: the keys each row group sees
 
-  // Sizes the buffers for head_dim `d` and forgets the slots of earlier calls.
+  // Sizes the buffers for head_dim `d` and forgets the slots of earlier calls. Throws
+  // std::bad_alloc (the C API returns SWA_ERR_OUT_OF_MEMORY) and leaves the scratch
+  // unsized if memory runs out, so that the next call tries again.
   void Prepare(size_t d, uint64_t call_id) {
     if (call_id != call) {
       std::fill_n(slots, kSlots, BlockSlot{});
       call = call_id;
     }
     if (d == dim) return;
+    dim = 0;
     const size_t lanes = hn::Lanes(DF());
-    dim = d;
-    dim_padded = (dim + lanes - 1) / lanes * lanes;
+    dim_padded = (d + lanes - 1) / lanes * lanes;
     ld = dim_padded + lanes;
     ldq = kBlockQ + lanes;
-    qt = hwy::AllocateAligned<float>(dim * ldq);
-    o = hwy::AllocateAligned<float>(kBlockQ * ld);
-    st = hwy::AllocateAligned<float>(kBlockK * ldq);
-    slot_rows = hwy::AllocateAligned<float>(kSlots * 2 * kBlockK * ld);
-    row = hwy::AllocateAligned<float>(dim_padded);
-    m = hwy::AllocateAligned<float>(kBlockQ);
-    l = hwy::AllocateAligned<float>(kBlockQ);
-    alpha = hwy::AllocateAligned<float>(kBlockQ);
+    auto allocate = [](size_t n) {
+      hwy::AlignedFreeUniquePtr<float[]> p = hwy::AllocateAligned<float>(n);
+      if (!p) throw std::bad_alloc();
+      return p;
+    };
+    qt = allocate(d * ldq);
+    o = allocate(kBlockQ * ld);
+    st = allocate(kBlockK * ldq);
+    slot_rows = allocate(kSlots * 2 * kBlockK * ld);
+    row = allocate(dim_padded);
+    m = allocate(kBlockQ);
+    l = allocate(kBlockQ);
+    alpha = allocate(kBlockQ);
     visible.resize(kBlockK);
     std::fill_n(slots, kSlots, BlockSlot{});
+    dim = d;
   }
   float* SlotK(size_t slot) { return slot_rows.get() + slot * 2 * kBlockK * ld; }
   float* SlotV(size_t slot) { return SlotK(slot) + kBlockK * ld; }
