@@ -9,6 +9,10 @@
 //   dX_ij = P_ij (dP_ij - D_i) (1 - tanh^2(x_ij / softcap) with a softcap)
 //   dV_j += P_ij dO_i,   dK_j += scale dX_ij q_i,   dQ_i += scale dX_ij k_j
 //   dsink_h = -sum_i exp(sink_h - lse_i) D_i
+// dX uses D_i from the stored out, as FlashAttention does. dsink instead sums
+// sum_j P_ij dP_ij over the tiles (the same D_i in exact arithmetic): a 16-bit out is
+// rounded by up to 2^-9 relative, and dsink, a sum over rows of terms of both signs,
+// would carry that rounding, magnified by the cancellation, into its result.
 //
 // Work: a task is a segment of kSegment keys of one kv head of one sequence. It
 // prepares the segment's key blocks, then, for each query head of the group, walks the
@@ -124,15 +128,14 @@ void AddRow(const float* HWY_RESTRICT src, size_t n, float* HWY_RESTRICT dst) {
 }
 
 // Pass 1, rows [begin, end) of one head: D_i = dO_i . O_i, and zeroes the rows of an
-// f32 dq (summed in place). Returns sum_i exp(sink - lse_i) D_i (0 without sinks).
-double PrepareRows(const Context& c, const BlockTask& task, float* out_row, float* dout_row) {
+// f32 dq (summed in place).
+void PrepareRows(const Context& c, const BlockTask& task, float* out_row, float* dout_row) {
   const Problem& p = c.p;
   const DF d;
   const size_t L = hn::Lanes(d);
   const Sequence seq = p.Seq(task.seq);
   const int64_t h = task.head;
   const size_t esize = static_cast<size_t>(DTypeSize(p.dtype));
-  double sink_sum = 0;
   for (int64_t i = task.begin; i < task.end; ++i) {
     const int64_t l = seq.q_begin + i;
     RowToFloat(static_cast<const char*>(p.out.data) + p.out.Offset(seq.batch, l, h) * esize, p.dtype, c.dim,
@@ -143,14 +146,9 @@ double PrepareRows(const Context& c, const BlockTask& task, float* out_row, floa
     for (size_t e = 0; e < c.dp; e += L)
       acc = hn::MulAdd(hn::Load(d, out_row + e), hn::Load(d, dout_row + e), acc);
     const float delta = hn::GetLane(hn::SumOfLanes(d, acc));
-    const int64_t index = p.LseIndex(seq, h, i);
-    c.delta[index] = delta;
-    if (p.sink_logits != nullptr) {
-      sink_sum += static_cast<double>(std::exp(p.sink_logits[h] - c.g.lse[index]) * delta);
-    }
+    c.delta[p.LseIndex(seq, h, i)] = delta;
     if (c.dq_acc == nullptr) std::fill_n(c.DqRow(seq.batch, l, h), c.dim, 0.0f);
   }
-  return sink_sum;
 }
 
 // One dQ buffer of OrderedCommits: the task's contributions to the query blocks its
@@ -173,6 +171,7 @@ struct Scratch {
   Floats s, ds;       // [kBlock][kBlock]  S, then P; dP, then scale * dX
   Floats lse, delta;  // [kBlock]
   std::vector<uint8_t> visible;
+  Floats key_mask;  // [kBlock] 1 where a row sees the key (partial tiles)
   // A partial tile of a plain band: the rows that see each key, the tile's visible
   // intervals by groups of keys and of rows, and the GEMM bands made of them.
   static constexpr size_t kGroups = (kBlock + kMR - 1) / kMR;
@@ -197,14 +196,17 @@ struct Scratch {
     lse = AllocateFloats(kBlock);
     delta = AllocateFloats(kBlock);
     visible.resize(kBlock);
+    key_mask = AllocateFloats(kBlock);
     head_blocks.resize(static_cast<size_t>(group));
     head_entry.resize(static_cast<size_t>(group));
   }
 };
 
 // Turns the S and dP tiles of rows x cols into P and scale * dX (see the top), in place.
+// Hidden entries (and those a banded tile did not compute) become 0. With sink logits,
+// adds sum_i exp(sink - lse_i) sum_j P_ij dP_ij over the tile's rows to *sink_sum.
 void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const QueryBlock& qb, int64_t kb0,
-                       size_t cols, Scratch& w) {
+                       size_t cols, Scratch& w, double* sink_sum) {
   const Problem& p = c.p;
   const DF d;
   const size_t L = hn::Lanes(d);
@@ -214,6 +216,7 @@ void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const 
   const auto cap = hn::Set(d, p.softcap), inv_cap = hn::Set(d, softcap ? 1.0f / p.softcap : 0.0f);
   const auto slope = hn::Set(d, alibi ? p.alibi_slopes[h] : 0.0f);
   const auto scale = hn::Set(d, c.scale), one = hn::Set(d, 1.0f), iota = hn::Iota(d, 0.0f);
+  const auto zero = hn::Zero(d);
   for (size_t r = 0; r < rows; ++r) {
     float* srow = w.s.get() + r * kBlock;
     float* dsrow = w.ds.get() + r * kBlock;
@@ -223,11 +226,24 @@ void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const 
       std::fill_n(dsrow, col_vectors * L, 0.0f);
       continue;
     }
+    if (!qb.full) {  // 1 where the row sees the key, else 0, over whole vectors
+      RowVisibility(rule, qb.begin + static_cast<int64_t>(r), kb0, kb0 + static_cast<int64_t>(cols),
+                    w.visible.data());
+      for (size_t j = 0; j < col_vectors * L; ++j) w.key_mask[j] = j < cols && w.visible[j] ? 1.0f : 0.0f;
+    }
     const auto vlse = hn::Set(d, lse), vdelta = hn::Set(d, w.delta[r]);
     // Distance p - j of the row's position to the block's first key.
     const float rel = static_cast<float>(rule.Position(qb.begin + static_cast<int64_t>(r)) - kb0);
+    auto pdp = hn::Zero(d);  // sum_j P_ij dP_ij
     for (size_t v = 0; v < col_vectors; ++v) {
-      const auto x = hn::Load(d, srow + v * L);
+      auto x = hn::Load(d, srow + v * L);
+      auto dprob = hn::Load(d, dsrow + v * L);
+      hn::Mask<DF> seen = hn::Eq(zero, zero);
+      if (!qb.full) {
+        seen = hn::Ne(hn::Load(d, w.key_mask.get() + v * L), zero);
+        x = hn::IfThenElseZero(seen, x);
+        dprob = hn::IfThenElseZero(seen, dprob);
+      }
       auto s = x, dx_ds = one;
       if (softcap) {
         const auto t = hn::Tanh(d, hn::Mul(x, inv_cap));
@@ -238,21 +254,15 @@ void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const 
         const auto dist = hn::Abs(hn::Sub(hn::Set(d, rel - static_cast<float>(v * L)), iota));
         s = hn::NegMulAdd(slope, dist, s);
       }
-      const auto prob = ExpNonPositive(d, hn::Sub(s, vlse));
-      const auto dprob = hn::Load(d, dsrow + v * L);
+      const auto prob = hn::IfThenElseZero(seen, ExpNonPositive(d, hn::Sub(s, vlse)));
       const auto dx = hn::Mul(hn::Mul(prob, hn::Sub(dprob, vdelta)), hn::Mul(dx_ds, scale));
+      pdp = hn::MulAdd(prob, dprob, pdp);
       hn::Store(prob, d, srow + v * L);
       hn::Store(dx, d, dsrow + v * L);
     }
-  }
-  if (qb.full) return;
-  for (size_t r = 0; r < rows; ++r) {
-    RowVisibility(rule, qb.begin + static_cast<int64_t>(r), kb0, kb0 + static_cast<int64_t>(cols),
-                  w.visible.data());
-    for (size_t j = 0; j < cols; ++j) {
-      if (w.visible[j]) continue;
-      w.s[r * kBlock + j] = 0.0f;
-      w.ds[r * kBlock + j] = 0.0f;
+    if (sink_sum != nullptr) {
+      *sink_sum += std::exp(static_cast<double>(p.sink_logits[h]) - lse) *
+                   static_cast<double>(hn::GetLane(hn::SumOfLanes(d, pdp)));
     }
   }
 }
@@ -261,7 +271,7 @@ void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const 
 // block b of the segment, whose first key is kb0. Adds into the key block's dK and dV
 // sums and into dq_tile.
 void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock& qb, size_t b, int64_t kb0,
-             size_t cols, float* dq_tile, Scratch& w) {
+             size_t cols, float* dq_tile, Scratch& w, double* sink_sum) {
   const size_t dim = c.dim, dp = c.dp;
   const size_t rows = static_cast<size_t>(qb.end - qb.begin);
   const float* q = w.qo.get();
@@ -283,7 +293,7 @@ void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock
   // S = Q (scale K)^T and dP = dO V^T, [rows][cols].
   Gemm(rows, cols, dim, q, dp, 1, kt, kBlock, w.s.get(), kBlock, false, true, banded ? w.score_bands : nullptr);
   Gemm(rows, cols, dim, dout, dp, 1, vt, kBlock, w.ds.get(), kBlock, false, true, banded ? w.score_bands : nullptr);
-  ScoresToGradients(c, rule, h, qb, kb0, cols, w);
+  ScoresToGradients(c, rule, h, qb, kb0, cols, w, sink_sum);
   // dV += P^T dO and dK += (scale dX)^T Q: A is read transposed (a_rs = 1).
   Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout, dp, w.dv.get() + b * kBlock * dp, dp, true, true,
        banded ? w.key_bands : nullptr);
@@ -307,7 +317,9 @@ void TransposeBlock(const RowBlock& src, size_t rows, size_t dim, float mul, flo
 // K^T, V^T and dK, dV sums stay in the worker's tiles while the query blocks go by, so
 // that Q and dO rows (strided in memory) are packed once per query block, with the next
 // block's rows prefetched meanwhile.
-void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot) {
+// sink_sums (null without sink logits or dsink): the task's dsink terms per query head
+// of the group.
+void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot, double* sink_sums) {
   const Problem& p = c.p;
   const size_t dim = c.dim, dp = c.dp, tile = kBlock * dp;
   const Sequence seq = p.Seq(task.seq);
@@ -374,7 +386,8 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot)
         const std::vector<QueryBlock>& sees = w.key_block_rows[b];
         while (cursor[b] < sees.size() && sees[cursor[b]].begin < qb.begin) ++cursor[b];
         if (cursor[b] == sees.size() || sees[cursor[b]].begin != qb.begin) continue;
-        RunTile(c, h, rule, sees[cursor[b]], b, block_begin(b), block_cols(b), dq_tile, w);
+        RunTile(c, h, rule, sees[cursor[b]], b, block_begin(b), block_cols(b), dq_tile, w,
+                sink_sums != nullptr ? &sink_sums[gi] : nullptr);
       }
     }
   }
@@ -424,9 +437,8 @@ void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) 
     c.dq_acc = dq_acc.data();
   }
 
-  // Pass 1: D_i per row, the dsink sums, a zeroed f32 dq.
+  // Pass 1: D_i per row, a zeroed f32 dq.
   const BlockGrid row_grid(p, p.hq, kRowsPerPrepTask, /*over_keys=*/false);
-  std::vector<double> sink_sums(static_cast<size_t>(row_grid.size()), 0.0);
   {
     const int threads =
         static_cast<int>(std::min<int64_t>(max_threads, std::max<int64_t>(row_grid.size(), 1)));
@@ -434,18 +446,15 @@ void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) 
     for (Floats& r : rows) r = AllocateFloats(2 * c.dp);
     pool.ParallelFor(row_grid.size(), threads, [&](int64_t t, int worker) {
       float* buf = rows[static_cast<size_t>(worker)].get();
-      sink_sums[static_cast<size_t>(t)] = PrepareRows(c, row_grid.At(t), buf, buf + c.dp);
+      PrepareRows(c, row_grid.At(t), buf, buf + c.dp);
     });
   }
-  if (g.dsink != nullptr) {
-    // Summed per head in task order: independent of the thread count.
-    std::vector<double> per_head(static_cast<size_t>(p.hq), 0.0);
-    for (int64_t t = 0; t < row_grid.size(); ++t) per_head[row_grid.At(t).head] += sink_sums[t];
-    for (int64_t h = 0; h < p.hq; ++h) g.dsink[h] = static_cast<float>(0.0 - per_head[h]);  // +0 for no rows
-  }
 
-  // Pass 2: key segments; dK and dV written per task, dQ committed in task order.
+  // Pass 2: key segments; dK and dV written per task, dQ committed in task order, dsink
+  // terms kept per task and query head.
   const BlockGrid key_grid(p, p.hkv, kSegment, /*over_keys=*/true);
+  const bool sink_grad = g.dsink != nullptr && p.sink_logits != nullptr;
+  std::vector<double> sink_sums(sink_grad ? static_cast<size_t>(key_grid.size() * p.group()) : 0, 0.0);
   const int threads = static_cast<int>(std::min<int64_t>(max_threads, key_grid.size()));
   if (threads > 0) {
     std::vector<Scratch> scratch(static_cast<size_t>(threads));
@@ -455,7 +464,8 @@ void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) 
     pool.ParallelFor(key_grid.size(), threads, [&](int64_t t, int worker) {
       if (!commits.WaitForSlot(t)) return;
       try {
-        RunSegment(c, key_grid.At(t), scratch[static_cast<size_t>(worker)], slots[t % slots.size()]);
+        RunSegment(c, key_grid.At(t), scratch[static_cast<size_t>(worker)], slots[t % slots.size()],
+                   sink_grad ? &sink_sums[static_cast<size_t>(t * p.group())] : nullptr);
         commits.Finish(t, [&](int64_t, int64_t slot) { CommitSlot(c, slots[static_cast<size_t>(slot)]); });
       } catch (...) {
         commits.Abort();
@@ -464,6 +474,18 @@ void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) 
     });
     if (commits.committed() != key_grid.size())
       throw Error(SWA_ERR_INTERNAL, "backward: dq commits incomplete");
+  }
+
+  if (g.dsink != nullptr) {
+    // Summed per head in task order: independent of the thread count. +0 for no terms.
+    std::vector<double> per_head(static_cast<size_t>(p.hq), 0.0);
+    for (int64_t t = 0; sink_grad && t < key_grid.size(); ++t) {
+      for (int64_t gi = 0; gi < p.group(); ++gi) {
+        per_head[static_cast<size_t>(key_grid.At(t).head * p.group() + gi)] +=
+            sink_sums[static_cast<size_t>(t * p.group() + gi)];
+      }
+    }
+    for (int64_t h = 0; h < p.hq; ++h) g.dsink[h] = static_cast<float>(0.0 - per_head[static_cast<size_t>(h)]);
   }
 
   // Pass 3: a 16-bit dq is rounded once, from the f32 sums.
