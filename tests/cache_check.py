@@ -7,7 +7,7 @@ with the ring wrapping many times; a stream is saved and restored half way. Each
 must equal the contract's attention of its queries against every key the stream has
 seen (DESIGN.md section 1, bottom-right aligned), computed by contract_check.reference
 in numpy float64: nothing of libswa's forward is used as the reference.
-Usage: cache_check.py path/to/libswa.so [streams]
+Usage: cache_check.py path/to/libswa.so [layers [seed]]
 """
 import ctypes as C
 import os
@@ -135,7 +135,7 @@ def main():
     lib.swa_kv_cache_save.argtypes = [C.c_void_p, C.c_char_p]
     lib.swa_kv_cache_load.argtypes = [C.c_char_p, C.c_void_p]
     layers = int(sys.argv[2]) if len(sys.argv) > 2 else 60
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 5)
     failures = 0
     with tempfile.TemporaryDirectory() as tmpdir:
         for n in range(layers):

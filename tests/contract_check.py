@@ -6,7 +6,7 @@ text, in numpy float64 with dense per-row loops, sharing no code with the C++ or
 Random small problems cover every form of the rule (windows per head, causal,
 chunk + overlap, sinks, learned sink logits, global tokens, ALiBi, softcap, GQA/MQA,
 varlen with empty sequences, Lq != Lk, strided views) in f32, bf16 and f16, forward and
-backward. Usage: contract_check.py path/to/libswa.so [cases]
+backward. Usage: contract_check.py path/to/libswa.so [cases [seed]]
 """
 import ctypes as C
 import math
@@ -304,7 +304,7 @@ def main():
     lib = C.CDLL(sys.argv[1])
     lib.swa_last_error.restype = C.c_char_p
     cases = int(sys.argv[2]) if len(sys.argv) > 2 else 300
-    rng = np.random.default_rng(20261128)
+    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 20261128)
     failures = 0
     for n in range(cases):
         problems, cfg = check_case(lib, rng, n)
