@@ -1,9 +1,13 @@
 // `swa check`: runs the fast path against the oracle on one case per form of the rule
-// and prints a pass table. Exit status 1 if any case fails.
+// and prints a pass table; with --random N, also N random cases (every form of the rule,
+// dtype, layout and thread count) through the forward and the backward, printing the
+// failures. Exit status 1 if any case fails.
 #include <cstdio>
 
 #include "cli/cases.h"
 #include "cli/commands.h"
+#include "harness/backward_case.h"
+#include "harness/sweeps.h"
 
 namespace swa::cli {
 
@@ -19,6 +23,19 @@ int RunCheck(const CheckOptions& opt) {
                 ok ? "PASS" : ("FAIL: " + r.Describe()).c_str());
   }
   std::printf("%zu cases, %d failed\n", cases.size(), failed);
+  if (opt.random > 0) {
+    int random_failed = 0;
+    for (const harness::AttnCase& c : harness::RandomCases(opt.seed, opt.random, opt.max_len)) {
+      const harness::CaseResult f = harness::RunForwardCase(c);
+      const harness::BackwardResult b = harness::RunBackwardCase(c);
+      if (!f.Passed()) std::printf("forward FAIL %s: %s\n", c.Name().c_str(), f.Describe().c_str());
+      if (!b.Passed()) std::printf("backward FAIL %s: %s\n", c.Name().c_str(), b.Describe().c_str());
+      random_failed += f.Passed() && b.Passed() ? 0 : 1;
+    }
+    std::printf("%d random cases (seed %llu, lengths up to %lld), %d failed\n", opt.random,
+                static_cast<unsigned long long>(opt.seed), static_cast<long long>(opt.max_len), random_failed);
+    failed += random_failed;
+  }
   return failed == 0 ? 0 : 1;
 }
 

@@ -1,6 +1,7 @@
 // The subcommands of the `swa` command.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
@@ -8,6 +9,9 @@ namespace swa::cli {
 
 struct CheckOptions {
   int threads = 0;
+  int random = 0;          // also run this many random cases, forward and backward
+  int64_t max_len = 300;   // longest sequence of a random case
+  uint64_t seed = 1;       // of the random cases
 };
 int RunCheck(const CheckOptions& opt);
 

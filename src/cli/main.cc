@@ -12,6 +12,11 @@ int main(int argc, char** argv) {
   swa::cli::CheckOptions check;
   auto* check_cmd = app.add_subcommand("check", "Run the fast path against the oracle and print a pass table");
   check_cmd->add_option("-t,--threads", check.threads, "Threads (0 = all cores)");
+  check_cmd->add_option("--random", check.random, "Also run this many random cases, forward and backward")
+      ->check(CLI::Range(0, 10000000));
+  check_cmd->add_option("--max-len", check.max_len, "Longest sequence of a random case (default 300)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  check_cmd->add_option("--seed", check.seed, "Seed of the random cases (default 1)");
 
   swa::cli::BenchOptions bench;
   auto* bench_cmd = app.add_subcommand("bench", "Time the kernels against this machine's own peak");
