@@ -2,9 +2,10 @@
 // change on a machine whose speed drifts: the two libraries run alternately, so a slow
 // spell touches both, and each side reports its best run.
 //
-//   swa_ab OLD.so NEW.so forward|backward N W [D [f32|bf16|f16 [REPS]]]
+//   swa_ab OLD.so NEW.so forward|backward N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]
 //
-// B 8 heads, causal window (W - 1, 0) (W = -1: full causal), default D 128, f32, 10 reps.
+// Batch 1, causal window (W - 1, 0) (W = -1: full causal); defaults D 128, f32, 10 reps,
+// 8 query heads, as many kv heads.
 // Prints both best times and NEW/OLD. The two files must be different paths (copy one
 // build's libswa.so aside before rebuilding).
 #include <dlfcn.h>
@@ -79,21 +80,23 @@ struct Tensor {
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: %s OLD.so NEW.so forward|backward N W [D [f32|bf16|f16 [REPS]]]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OLD.so NEW.so forward|backward N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]\n",
+                 argv[0]);
     return 2;
   }
   Library lib[2];
   if (!Open(argv[1], &lib[0]) || !Open(argv[2], &lib[1])) return 2;
   const bool backward = std::string(argv[3]) == "backward";
   const int64_t n = std::atoll(argv[4]), window = std::atoll(argv[5]);
-  const int64_t dim = argc > 6 ? std::atoll(argv[6]) : 128, heads = 8;
+  const int64_t dim = argc > 6 ? std::atoll(argv[6]) : 128;
   const std::string dtype_name = argc > 7 ? argv[7] : "f32";
   const swa_dtype dtype = dtype_name == "bf16" ? SWA_BF16 : dtype_name == "f16" ? SWA_F16 : SWA_F32;
   const int reps = argc > 8 ? std::atoi(argv[8]) : 10;
+  const int64_t heads = argc > 9 ? std::atoll(argv[9]) : 8, kv_heads = argc > 10 ? std::atoll(argv[10]) : heads;
   std::mt19937 rng(1);
-  Tensor q(dtype, n, heads, dim, &rng), k(dtype, n, heads, dim, &rng), v(dtype, n, heads, dim, &rng);
+  Tensor q(dtype, n, heads, dim, &rng), k(dtype, n, kv_heads, dim, &rng), v(dtype, n, kv_heads, dim, &rng);
   Tensor out(dtype, n, heads, dim, &rng), dout(dtype, n, heads, dim, &rng);
-  Tensor dq(dtype, n, heads, dim, &rng), dk(dtype, n, heads, dim, &rng), dv(dtype, n, heads, dim, &rng);
+  Tensor dq(dtype, n, heads, dim, &rng), dk(dtype, n, kv_heads, dim, &rng), dv(dtype, n, kv_heads, dim, &rng);
   std::vector<float> lse(static_cast<size_t>(n * heads));
   swa_attention_params p;
   lib[0].init(&p);
@@ -113,8 +116,9 @@ int main(int argc, char** argv) {
       best[side] = std::min(best[side], seconds);
     }
   }
-  std::printf("%s N=%lld W=%lld D=%lld %s: old %.2f ms, new %.2f ms, new/old %.3f\n", argv[3],
+  std::printf("%s N=%lld W=%lld D=%lld H=%lld/%lld %s: old %.2f ms, new %.2f ms, new/old %.3f\n", argv[3],
               static_cast<long long>(n), static_cast<long long>(window), static_cast<long long>(dim),
-              dtype_name.c_str(), best[0] * 1e3, best[1] * 1e3, best[1] / best[0]);
+              static_cast<long long>(heads), static_cast<long long>(kv_heads), dtype_name.c_str(), best[0] * 1e3,
+              best[1] * 1e3, best[1] / best[0]);
   return 0;
 }

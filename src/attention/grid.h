@@ -21,8 +21,11 @@ class BlockGrid {
   // Blocks of `block` rows over each sequence's queries (over_keys = false) or keys,
   // for `heads` heads. Within a (sequence, head), later blocks come first: under a
   // causal mask they cost the most, and starting them first balances the threads.
-  BlockGrid(const Problem& p, int64_t heads, int64_t block, bool over_keys)
-      : p_(p), heads_(heads), block_(block), over_keys_(over_keys) {
+  // With `interleave` > 1 (it must divide `heads`), each run of that many heads goes
+  // block by block, all of its heads at one block before the next block: the query
+  // heads of a GQA group then follow each other over the same keys.
+  BlockGrid(const Problem& p, int64_t heads, int64_t block, bool over_keys, int64_t interleave = 1)
+      : p_(p), heads_(heads), block_(block), over_keys_(over_keys), interleave_(interleave) {
     if (p.cu_seqlens_q == nullptr) {
       blocks_per_seq_ = Blocks(over_keys ? p.k.seqlen : p.q.seqlen);
       size_ = p.num_seqs * heads * blocks_per_seq_;
@@ -53,8 +56,9 @@ class BlockGrid {
     }
     const Sequence seq = p_.Seq(task.seq);
     const int64_t length = over_keys_ ? seq.lk : seq.lq;
-    task.head = within / blocks;
-    const int64_t b = blocks - 1 - within % blocks;
+    const int64_t run = within / (blocks * interleave_), in_run = within % (blocks * interleave_);
+    task.head = run * interleave_ + in_run % interleave_;
+    const int64_t b = blocks - 1 - in_run / interleave_;
     task.begin = b * block_;
     task.end = std::min(length, task.begin + block_);
     return task;
@@ -66,6 +70,7 @@ class BlockGrid {
   const Problem& p_;
   int64_t heads_, block_;
   bool over_keys_;
+  int64_t interleave_;
   int64_t blocks_per_seq_ = 0;
   int64_t size_ = 0;
   std::vector<int64_t> prefix_;  // varlen: work items before each sequence

@@ -377,7 +377,9 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
 }  // namespace
 
 void ForwardImpl(const Problem& p, ThreadPool& pool) {
-  const BlockGrid grid(p, p.hq, kBlockQ, /*over_keys=*/false);
+  // The query heads of a kv group take each query block in turn, so that a worker's
+  // next task mostly finds its key blocks already packed.
+  const BlockGrid grid(p, p.hq, kBlockQ, /*over_keys=*/false, /*interleave=*/p.group());
   const int threads = static_cast<int>(std::min<int64_t>(ThreadPool::ResolveThreads(p.threads), grid.size()));
   if (threads <= 0) return;
   // Slots hold blocks of this call only: a later call may pass other data at the same
