@@ -349,7 +349,8 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
   };
   for (const KeySpan& span : w.spans) {
     const BandRule rule(p.mask, p.windows[h], seq.lq, span.length, first_query, span.first_position);
-    ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
+    // w.blocks still holds the first span's schedule, made above for its prefetch.
+    if (&span != &w.spans.front()) ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
     const size_t count = w.blocks.size();
     for (size_t b = 0; b < count; ++b) {
       ProcessBlock(state, span, rule, w.blocks[b], b + 1 < count ? &w.blocks[b + 1] : nullptr);
@@ -363,14 +364,8 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
     }
   }
 
-  // Normalise and store. A row with no visible key (l == 0) writes zeros and +inf.
   for (size_t r = 0; r < rows; ++r) {
-    const int64_t i = task.begin + static_cast<int64_t>(r);
-    const float l = w.l[r];
-    RowFromFloat(w.o.get() + r * w.ld, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, out_row(r));
-    if (p.lse) {
-      p.lse[p.LseIndex(seq, h, i)] = l != 0 ? w.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
-    }
+    FinishRow(p, seq, h, task.begin + static_cast<int64_t>(r), w.o.get() + r * w.ld, w.m[r], w.l[r]);
   }
 }
 

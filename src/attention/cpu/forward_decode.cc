@@ -272,11 +272,8 @@ void RunPiece(const Problem& p, const std::vector<Unit>& units, const Group& g, 
       continue;
     }
     for (size_t r = 0; r < rows; ++r) {
-      const int64_t h = u.head0 + static_cast<int64_t>(r / lq), i = static_cast<int64_t>(r % lq);
-      const float l = st.l[r];
-      void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * esize;
-      RowFromFloat(st.o + r * dp, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, dst);
-      if (p.lse) p.lse[p.LseIndex(seq, h, i)] = l != 0 ? st.m[r] + std::log(l) : std::numeric_limits<float>::infinity();
+      FinishRow(p, seq, u.head0 + static_cast<int64_t>(r / lq), static_cast<int64_t>(r % lq), st.o + r * dp, st.m[r],
+                st.l[r]);
     }
   }
 }
@@ -288,8 +285,8 @@ void MergePieces(const Problem& p, const Unit& u, int64_t unit, const PartialOf&
   const DF d;
   const size_t L = hn::Lanes(d);
   const Sequence seq = p.Seq(u.seq);
-  const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded, rows = static_cast<size_t>(u.rows);
-  const size_t lq = static_cast<size_t>(seq.lq), esize = DTypeSize(p.dtype);
+  const size_t dp = w.dim_padded, rows = static_cast<size_t>(u.rows);
+  const size_t lq = static_cast<size_t>(seq.lq);
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (size_t r = 0; r < rows; ++r) {
     float m = neg_inf;
@@ -308,10 +305,7 @@ void MergePieces(const Problem& p, const Unit& u, int64_t unit, const PartialOf&
         hn::Store(hn::MulAdd(vs, hn::LoadU(d, src + e), hn::Load(d, orow + e)), d, orow + e);
       }
     }
-    const int64_t h = u.head0 + static_cast<int64_t>(r / lq), i = static_cast<int64_t>(r % lq);
-    void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * esize;
-    RowFromFloat(orow, l != 0 ? 1.0f / l : 0.0f, dim, p.dtype, dst);
-    if (p.lse) p.lse[p.LseIndex(seq, h, i)] = l != 0 ? m + std::log(l) : std::numeric_limits<float>::infinity();
+    FinishRow(p, seq, u.head0 + static_cast<int64_t>(r / lq), static_cast<int64_t>(r % lq), orow, m, l);
   }
 }
 

@@ -9,8 +9,10 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 #include "attention/problem.h"
 #include "common/dtype.h"
@@ -300,6 +302,16 @@ HWY_INLINE void RowFromFloat(const float* HWY_RESTRICT src, float mul, size_t n,
   }
   uint16_t* o = static_cast<uint16_t*>(dst);
   for (; i < n; ++i) o[i] = dtype == DType::kBF16 ? FloatToBF16(src[i] * mul) : FloatToF16(src[i] * mul);
+}
+
+// Finishes query row i of head h of a sequence from its softmax state: out = o / l and
+// lse = m + log(l). A row that saw no key (l == 0) writes zeros and +inf (with a learned
+// sink, l >= 1 and lse is the sink logit).
+HWY_INLINE void FinishRow(const Problem& p, const Sequence& seq, int64_t h, int64_t i, const float* o, float m,
+                          float l) {
+  void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * DTypeSize(p.dtype);
+  RowFromFloat(o, l != 0 ? 1.0f / l : 0.0f, static_cast<size_t>(p.dim), p.dtype, dst);
+  if (p.lse) p.lse[p.LseIndex(seq, h, i)] = l != 0 ? m + std::log(l) : std::numeric_limits<float>::infinity();
 }
 
 // Rows [row0, row0 + rows) of one head as packed float rows in `buffer` (stride
