@@ -205,22 +205,13 @@ TEST_P(ForwardTest, ResultsDoNotDependOnThreadCount) {
   }
 }
 
-// Calls f(b, l, h, e) for every element of a tensor.
-template <class F>
-void ForEachElement(const swa_tensor& view, F&& f) {
-  for (int64_t b = 0; b < view.shape[0]; ++b)
-    for (int64_t l = 0; l < view.shape[1]; ++l)
-      for (int64_t h = 0; h < view.shape[2]; ++h)
-        for (int64_t e = 0; e < view.shape[3]; ++e) f(b, l, h, e);
-}
-
 // Runs the forward once on other keys and values at the same addresses, then puts the
 // case's own back: the call that RunForwardCase then makes must not reuse anything the
 // first one converted (a worker keeps key blocks across query blocks).
 void RunOnceOnOtherKeysAndValues(harness::CaseData& d) {
   std::vector<float> saved;
   for (harness::GuardedTensor* t : {&d.k, &d.v}) {
-    ForEachElement(t->view(), [&](int64_t b, int64_t l, int64_t h, int64_t e) {
+    t->ForEachIndex([&](int64_t b, int64_t l, int64_t h, int64_t e) {
       saved.push_back(t->Get(b, l, h, e));
       t->Set(b, l, h, e, 0.5f - 0.75f * saved.back());
     });
@@ -230,7 +221,7 @@ void RunOnceOnOtherKeysAndValues(harness::CaseData& d) {
             0);
   size_t i = 0;
   for (harness::GuardedTensor* t : {&d.k, &d.v}) {
-    ForEachElement(t->view(), [&](int64_t b, int64_t l, int64_t h, int64_t e) { t->Set(b, l, h, e, saved[i++]); });
+    t->ForEachIndex([&](int64_t b, int64_t l, int64_t h, int64_t e) { t->Set(b, l, h, e, saved[i++]); });
   }
 }
 

@@ -70,18 +70,12 @@ void GuardedTensor::Set(int64_t b, int64_t l, int64_t h, int64_t d, float x) {
 
 void GuardedTensor::FillNormal(std::mt19937_64& rng, float stddev) {
   std::normal_distribution<float> dist(0.0f, stddev);
-  for (int64_t b = 0; b < view_.shape[0]; ++b)
-    for (int64_t l = 0; l < view_.shape[1]; ++l)
-      for (int64_t h = 0; h < view_.shape[2]; ++h)
-        for (int64_t d = 0; d < view_.shape[3]; ++d) Set(b, l, h, d, dist(rng));
+  ForEachIndex([&](int64_t b, int64_t l, int64_t h, int64_t d) { Set(b, l, h, d, dist(rng)); });
 }
 
 void GuardedTensor::Poison() {
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (int64_t b = 0; b < view_.shape[0]; ++b)
-    for (int64_t l = 0; l < view_.shape[1]; ++l)
-      for (int64_t h = 0; h < view_.shape[2]; ++h)
-        for (int64_t d = 0; d < view_.shape[3]; ++d) Set(b, l, h, d, nan);
+  ForEachIndex([&](int64_t b, int64_t l, int64_t h, int64_t d) { Set(b, l, h, d, nan); });
 }
 
 bool GuardedTensor::GuardsIntact() const {

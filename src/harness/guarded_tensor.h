@@ -39,6 +39,15 @@ class GuardedTensor {
   float Get(int64_t b, int64_t l, int64_t h, int64_t d) const;
   void Set(int64_t b, int64_t l, int64_t h, int64_t d, float x);
 
+  // Calls f(b, l, h, d) for every element, in (b, l, h, d) order.
+  template <class F>
+  void ForEachIndex(F&& f) const {
+    for (int64_t b = 0; b < view_.shape[0]; ++b)
+      for (int64_t l = 0; l < view_.shape[1]; ++l)
+        for (int64_t h = 0; h < view_.shape[2]; ++h)
+          for (int64_t d = 0; d < view_.shape[3]; ++d) f(b, l, h, d);
+  }
+
   void FillNormal(std::mt19937_64& rng, float stddev = 1.0f);
   // Fills every element with NaN, so unwritten outputs stand out.
   void Poison();
