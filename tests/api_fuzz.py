@@ -5,14 +5,14 @@ Every spoiled call must return a negative code with a message from swa_last_erro
 leave every output byte as it was, and not crash. The changes are ones the contract
 (DESIGN.md section 2) names as invalid: NULL pointers, shapes, strides, dtypes, devices,
 GQA divisibility, cu_seqlens, window and rule values, head_dim limits, sizes whose
-products overflow. Usage: api_fuzz.py path/to/libswa.so [calls]
+products overflow. Usage: api_fuzz.py path/to/libswa.so [calls [seed]]
 """
 import ctypes as C
 import sys
 
 import numpy as np
 
-from contract_check import F32, Params, Strided, params, random_config
+from contract_check import Strided, command_line, params, random_config
 
 BIG = 1 << 62
 
@@ -155,10 +155,7 @@ def fuzz_one(lib, rng, backward):
 
 
 def main():
-    lib = C.CDLL(sys.argv[1])
-    lib.swa_last_error.restype = C.c_char_p
-    calls = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
-    rng = np.random.default_rng(7)
+    lib, calls, rng = command_line(2000, 7)
     failures, seen = 0, set()
     for n in range(calls):
         change, problems = fuzz_one(lib, rng, backward=bool(n % 2))

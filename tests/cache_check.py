@@ -16,7 +16,8 @@ import tempfile
 
 import numpy as np
 
-from contract_check import F32, TOL_FWD, Params, make_tensor, params, reference, rel_error, to_storage, from_storage
+from contract_check import (F32, TOL_FWD, Params, command_line, from_storage, make_tensor, params, reference,
+                            rel_error, to_storage)
 
 
 class CacheConfig(C.Structure):
@@ -124,8 +125,7 @@ def check_layer(lib, rng, index, tmpdir):
 
 
 def main():
-    lib = C.CDLL(sys.argv[1])
-    lib.swa_last_error.restype = C.c_char_p
+    lib, layers, rng = command_line(60, 5)
     lib.swa_kv_cache_destroy.argtypes = [C.c_void_p]
     for name in ("swa_kv_cache_add_sequence",):
         getattr(lib, name).argtypes = [C.c_void_p, C.c_int64]
@@ -134,8 +134,6 @@ def main():
                                         C.c_void_p]
     lib.swa_kv_cache_save.argtypes = [C.c_void_p, C.c_char_p]
     lib.swa_kv_cache_load.argtypes = [C.c_char_p, C.c_void_p]
-    layers = int(sys.argv[2]) if len(sys.argv) > 2 else 60
-    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 5)
     failures = 0
     with tempfile.TemporaryDirectory() as tmpdir:
         for n in range(layers):

@@ -300,11 +300,18 @@ def check_case(lib, rng, index):
     return problems, cfg
 
 
-def main():
+def command_line(default_count, default_seed):
+    """The checks' shared command line, `script.py path/to/libswa.so [count [seed]]`:
+    the library (with swa_last_error typed), the count and a generator from the seed."""
     lib = C.CDLL(sys.argv[1])
     lib.swa_last_error.restype = C.c_char_p
-    cases = int(sys.argv[2]) if len(sys.argv) > 2 else 300
-    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else 20261128)
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else default_count
+    rng = np.random.default_rng(int(sys.argv[3]) if len(sys.argv) > 3 else default_seed)
+    return lib, count, rng
+
+
+def main():
+    lib, cases, rng = command_line(300, 20261128)
     failures = 0
     for n in range(cases):
         problems, cfg = check_case(lib, rng, n)
