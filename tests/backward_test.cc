@@ -6,7 +6,7 @@
 #include <random>
 #include <tuple>
 
-#include "attention/cpu/dispatch.h"
+#include "ops/targets.h"
 #include "harness/backward_case.h"
 #include "harness/sweeps.h"
 
@@ -23,13 +23,13 @@ using harness::RunBackwardCase;
 // AVX-512 ...), forced through the dispatcher.
 class BackwardTest : public ::testing::TestWithParam<int64_t> {
  protected:
-  void SetUp() override { attention::cpu::ForceTarget(GetParam()); }
-  void TearDown() override { attention::cpu::ForceTarget(0); }
+  void SetUp() override { ops::ForceTarget(GetParam()); }
+  void TearDown() override { ops::ForceTarget(0); }
 };
 
-INSTANTIATE_TEST_SUITE_P(Targets, BackwardTest, ::testing::ValuesIn(attention::cpu::RunnableTargets()),
+INSTANTIATE_TEST_SUITE_P(Targets, BackwardTest, ::testing::ValuesIn(ops::RunnableTargets()),
                          [](const ::testing::TestParamInfo<int64_t>& info) {
-                           return attention::cpu::TargetName(info.param);
+                           return ops::TargetName(info.param);
                          });
 
 void ExpectPasses(const AttnCase& c, const BackwardOptions& o = {}) {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "harness/attention_case.h"
-#include "model/rope.h"
+#include "ops/rope.h"
 #include "swa/kv_cache.hpp"
 
 namespace swa::testing {
@@ -31,18 +31,18 @@ inline swa_tensor Rows(const GuardedTensor& t, int64_t row0, int64_t count) {
 }
 
 // A copy of `src` with row l of every head rotated at position first + l.
-inline std::unique_ptr<GuardedTensor> Rotated(const GuardedTensor& src, const model::RopeSpec& spec,
+inline std::unique_ptr<GuardedTensor> Rotated(const GuardedTensor& src, const ops::RopeSpec& spec,
                                               int64_t first, Layout layout = Layout::kContiguous) {
   const swa_tensor& s = src.view();
   auto out =
       std::make_unique<GuardedTensor>(src.dtype(), s.shape[0], s.shape[1], s.shape[2], s.shape[3], layout);
-  model::RopeAngles angles(spec);
+  ops::RopeAngles angles(spec);
   std::vector<float> row(s.shape[3]);
   for (int64_t l = 0; l < s.shape[1]; ++l) {
     angles.At(first + l);
     for (int64_t h = 0; h < s.shape[2]; ++h) {
       for (int64_t e = 0; e < s.shape[3]; ++e) row[e] = src.Get(0, l, h, e);
-      model::RotateRow(angles, row.data());
+      ops::RotateRow(angles, row.data());
       for (int64_t e = 0; e < s.shape[3]; ++e) out->Set(0, l, h, e, row[e]);
     }
   }
@@ -64,7 +64,7 @@ struct Stream {
     if (mode == SWA_POSITIONS_CACHE_RELATIVE) n += " cache-relative";
     return n;
   }
-  model::RopeSpec Rope() const { return model::RopeSpec{10000.0, rope_dims ? rope_dims : c.dim - c.dim % 2}; }
+  ops::RopeSpec Rope() const { return ops::RopeSpec{10000.0, rope_dims ? rope_dims : c.dim - c.dim % 2}; }
   KvCacheConfig Config(CaseData& data) const {
     KvCacheConfig cfg;
     cfg.DType(static_cast<swa_dtype>(c.dtype))

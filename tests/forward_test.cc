@@ -6,7 +6,7 @@
 #include <limits>
 #include <random>
 
-#include "attention/cpu/dispatch.h"
+#include "ops/targets.h"
 #include "harness/attention_case.h"
 #include "harness/sweeps.h"
 
@@ -21,57 +21,17 @@ using harness::RunForwardCase;
 // AVX-512 ...), forced through the dispatcher.
 class ForwardTest : public ::testing::TestWithParam<int64_t> {
  protected:
-  void SetUp() override { attention::cpu::ForceTarget(GetParam()); }
-  void TearDown() override { attention::cpu::ForceTarget(0); }
+  void SetUp() override { ops::ForceTarget(GetParam()); }
+  void TearDown() override { ops::ForceTarget(0); }
 };
 
-INSTANTIATE_TEST_SUITE_P(Targets, ForwardTest, ::testing::ValuesIn(attention::cpu::RunnableTargets()),
+INSTANTIATE_TEST_SUITE_P(Targets, ForwardTest, ::testing::ValuesIn(ops::RunnableTargets()),
                          [](const ::testing::TestParamInfo<int64_t>& info) {
-                           return attention::cpu::TargetName(info.param);
+                           return ops::TargetName(info.param);
                          });
 
 TEST_P(ForwardTest, DispatchesToTheForcedTarget) {
-  EXPECT_EQ(attention::cpu::ActiveTargetName(), attention::cpu::TargetName(GetParam()));
-}
-
-// The softmax's exp against std::exp in double: a few ulps where it matters, exact 1 at
-// 0, 0 for -inf and below the flush point, NaN kept.
-TEST_P(ForwardTest, ExpOfNonPositiveArguments) {
-  std::vector<float> x;
-  for (int i = 0; i <= 200000; ++i) x.push_back(-100.0f * static_cast<float>(i) / 200000.0f);
-  for (float v : {0.0f, -0.0f, -1e-30f, -1e-7f, -0.5f, -0.3465736f, -86.0f, -86.8f, -86.99f, -87.5f, -1e30f})
-    x.push_back(v);
-  x.push_back(-std::numeric_limits<float>::infinity());
-  x.push_back(std::nanf(""));
-  x.push_back(-std::nanf(""));
-  std::vector<float> y(x.size(), -1.0f);
-  attention::cpu::ExpNonPositiveForTest(x.data(), y.data(), x.size());
-  double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (std::isnan(x[i])) {
-      EXPECT_TRUE(std::isnan(y[i])) << "exp(NaN) = " << y[i];
-      continue;
-    }
-    const double want = std::exp(static_cast<double>(x[i]));
-    if (x[i] < -87.0f) {
-      EXPECT_EQ(y[i], 0.0f) << "exp(" << x[i] << ")";
-    } else if (x[i] > -86.9f) {
-      const double rel = std::abs(y[i] - want) / want;
-      worst = std::max(worst, rel);
-    }
-  }
-  // Positive arguments (the backward under an inconsistent lse) stay exp, up to +inf.
-  const std::vector<float> positive = {1e-7f, 1.0f, 20.0f, 88.0f, 89.0f, 1e30f, std::numeric_limits<float>::infinity()};
-  std::vector<float> exp_positive(positive.size());
-  attention::cpu::ExpNonPositiveForTest(positive.data(), exp_positive.data(), positive.size());
-  for (size_t i = 0; i < 4; ++i) {
-    EXPECT_NEAR(exp_positive[i], std::exp(static_cast<double>(positive[i])), 1e-6 * std::exp(positive[i]))
-        << "exp(" << positive[i] << ")";
-  }
-  for (size_t i = 4; i < positive.size(); ++i) EXPECT_EQ(exp_positive[i], std::numeric_limits<float>::infinity());
-  EXPECT_EQ(y[x.size() - 14], 1.0f);  // exp(0)
-  EXPECT_EQ(y[x.size() - 13], 1.0f);  // exp(-0)
-  EXPECT_LE(worst, 4 * 0x1p-24) << "worst relative error on [-86.9, 0]";
+  EXPECT_EQ(ops::ActiveTargetName(), ops::TargetName(GetParam()));
 }
 
 void ExpectPasses(const AttnCase& c) {

@@ -1,6 +1,6 @@
 // RoPE against its definition, evaluated directly in double: pair i of the NeoX layout,
 // (x[i], x[i + d/2]), rotated by the angle position * theta^(-2i/d).
-#include "model/rope.h"
+#include "ops/rope.h"
 
 #include <gtest/gtest.h>
 
@@ -31,14 +31,14 @@ TEST(RopeTest, MatchesTheDirectFormula) {
     for (int64_t dims : {dim, dim / 2 - (dim / 2) % 2}) {
       if (dims < 2) continue;
       for (double theta : {10000.0, 500000.0}) {
-        model::RopeAngles angles(model::RopeSpec{theta, dims});
+        ops::RopeAngles angles(ops::RopeSpec{theta, dims});
         for (int64_t pos : positions) {
           std::vector<float> x(dim);
           for (float& e : x) e = normal(rng);
           const std::vector<double> want = DirectRope(x, pos, theta, dims);
           std::vector<float> got = x;
           angles.At(pos);
-          model::RotateRow(angles, got.data());
+          ops::RotateRow(angles, got.data());
           for (int64_t e = 0; e < dim; ++e) {
             EXPECT_NEAR(got[e], want[e], 2e-6 * (1 + std::abs(want[e])))
                 << "dim " << dim << " dims " << dims << " theta " << theta << " pos " << pos << " e " << e;
@@ -55,16 +55,16 @@ TEST(RopeTest, ScoresDependOnlyOnThePositionDifference) {
   std::mt19937_64 rng(5);
   std::normal_distribution<float> normal;
   const int64_t dim = 64;
-  model::RopeAngles angles(model::RopeSpec{10000.0, dim});
+  ops::RopeAngles angles(ops::RopeSpec{10000.0, dim});
   std::vector<float> q(dim), k(dim);
   for (float& e : q) e = normal(rng);
   for (float& e : k) e = normal(rng);
   auto score = [&](int64_t pq, int64_t pk) {
     std::vector<float> a = q, b = k;
     angles.At(pq);
-    model::RotateRow(angles, a.data());
+    ops::RotateRow(angles, a.data());
     angles.At(pk);
-    model::RotateRow(angles, b.data());
+    ops::RotateRow(angles, b.data());
     double s = 0;
     for (int64_t e = 0; e < dim; ++e) s += static_cast<double>(a[e]) * b[e];
     return s;
@@ -79,7 +79,7 @@ TEST(RopeTest, RotateHeadsRoundsOnceToTheStorageType) {
   std::mt19937_64 rng(9);
   std::normal_distribution<float> normal;
   const int64_t heads = 3, dim = 16;
-  model::RopeAngles angles(model::RopeSpec{10000.0, dim});
+  ops::RopeAngles angles(ops::RopeSpec{10000.0, dim});
   angles.At(123);
   for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
     std::vector<uint8_t> src(heads * dim * 4), dst(heads * dim * 4);
@@ -89,10 +89,10 @@ TEST(RopeTest, RotateHeadsRoundsOnceToTheStorageType) {
       x[i] = LoadAsFloat(src.data(), t, i);
     }
     float row[dim];
-    model::RotateHeads(angles, t, heads, dim, src.data(), dim, dst.data(), dim, row);
+    ops::RotateHeads(angles, t, heads, dim, src.data(), dim, dst.data(), dim, row);
     for (int64_t h = 0; h < heads; ++h) {
       std::vector<float> want(x.begin() + h * dim, x.begin() + (h + 1) * dim);
-      model::RotateRow(angles, want.data());
+      ops::RotateRow(angles, want.data());
       for (int64_t e = 0; e < dim; ++e) {
         uint8_t expect[4];
         StoreFromFloat(expect, t, 0, want[e]);

@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "attention/cpu/forward.h"
+#include "attention/entry.h"
 #include "attention/validate.h"
 #include "harness/attention_case.h"
 
@@ -91,7 +91,7 @@ void ExpectSpansMatchWholeSequence(const RingCase& rc) {
   auto vp = attention::ValidateForward(&data.params(), &data.q.view(), &data.k.view(), &data.v.view(),
                                        &data.out.view(), got_lse.data());
   vp->problem.spanned = &spanned;
-  attention::cpu::Forward(vp->problem, ThreadPool::Default());
+  attention::Forward(vp->problem, ThreadPool::Default());
 
   // Same keys, other block boundaries: equal within rounding, not bitwise.
   double max_diff = 0, max_ref = 0;

@@ -61,7 +61,11 @@ struct SpannedKeys {
   std::vector<int64_t> first_query;  // [num_seqs]
 };
 
+// Where the tensors of a problem live; the entry (attention/entry.h) picks the backend.
+enum class Device { kCpu, kCuda };
+
 struct Problem {
+  Device device = Device::kCpu;
   DType dtype = DType::kF32;
   int64_t batch = 0, hq = 0, hkv = 0, dim = 0;
   TensorRef q, k, v, out;  // out: the forward's output (an input of the backward)
@@ -71,7 +75,7 @@ struct Problem {
   const int32_t* cu_seqlens_q = nullptr;
   const int32_t* cu_seqlens_k = nullptr;
   MaskSpec mask;
-  std::vector<HeadWindow> windows;  // [hq]
+  const HeadWindow* windows = nullptr;  // [hq]
   float scale = 1.0f;               // resolved (never 0)
   double scale_exact = 1.0;         // the same in double (1/sqrt(D) exactly), for the oracle
   float softcap = 0.0f;
@@ -81,10 +85,12 @@ struct Problem {
   const SpannedKeys* spanned = nullptr;  // optional: keys as spans (KV cache)
 
   int64_t group() const { return hq / hkv; }  // query heads per kv head
+  // With spanned keys, cu_seqlens_k may be null: the keys are in the spans.
   Sequence Seq(int64_t s) const {
     if (cu_seqlens_q == nullptr) return Sequence{s, 0, q.seqlen, 0, k.seqlen};
-    return Sequence{0, cu_seqlens_q[s], cu_seqlens_q[s + 1] - cu_seqlens_q[s], cu_seqlens_k[s],
-                    cu_seqlens_k[s + 1] - cu_seqlens_k[s]};
+    const int64_t k_begin = cu_seqlens_k ? cu_seqlens_k[s] : 0;
+    const int64_t lk = cu_seqlens_k ? cu_seqlens_k[s + 1] - k_begin : 0;
+    return Sequence{0, cu_seqlens_q[s], cu_seqlens_q[s + 1] - cu_seqlens_q[s], k_begin, lk};
   }
   // The key spans of sequence s and the absolute position of its query row 0. Without
   // `spanned`, one span: the sequence's keys at positions 0..Lk-1, queries bottom-right

@@ -70,6 +70,34 @@ bool BandRule::Visible(int64_t i, int64_t j) const {
   return j < sink_ || IsGlobal(j) || IsGlobal(p);
 }
 
+int64_t LocalReach(const MaskSpec& mask, HeadWindow window) {
+  const BandRule rule(mask, window, 1, 1, 0, 0);
+  // p - LocalLo(p) is the same for every p under a window and periodic under chunks,
+  // largest at a chunk's last position.
+  const int64_t p = mask.chunk_size > 0 ? std::min(mask.chunk_size, kClamp) - 1 : 0;
+  const int64_t lo = rule.LocalLo(p);
+  return lo <= BandRule::kNegInf ? BandRule::kPosInf : p - lo;
+}
+
+int64_t OldestLocalKey(const MaskSpec& mask, const HeadWindow* windows, int64_t heads, int64_t position) {
+  int64_t oldest = BandRule::kPosInf;
+  for (int64_t h = 0; h < heads; ++h) {
+    // One query at `position`, keys from position 0: LocalLo is in absolute positions.
+    const BandRule rule(mask, windows[h], 1, 1, position, 0);
+    oldest = std::min(oldest, rule.LocalLo(rule.Position(0)));
+  }
+  return oldest;
+}
+
+bool SeesLaterKeys(const MaskSpec& mask, const HeadWindow* windows, int64_t heads) {
+  if (mask.causal) return false;
+  if (mask.chunk_size > 0 || mask.num_global_tokens > 0) return true;
+  for (int64_t h = 0; h < heads; ++h) {
+    if (windows[h].right != 0) return true;
+  }
+  return false;
+}
+
 int64_t CountVisiblePairs(const BandRule& rule) {
   int64_t total = 0;
   for (int64_t i = 0; i < rule.lq(); ++i) {

@@ -74,6 +74,20 @@ class BandRule {
   int64_t num_globals_;
 };
 
+// How far behind a query its local band (window or chunk) reaches: the largest
+// p - LocalLo(p) over positions p, or BandRule::kPosInf when the band is unbounded. A
+// KV cache keeps this many keys behind its oldest query (sinks and global tokens aside).
+int64_t LocalReach(const MaskSpec& mask, HeadWindow window);
+
+// The oldest key position that the local band of any of `heads` heads shows a query at
+// absolute position `position` (keys at positions 0.., not clipped at 0; BandRule::kNegInf
+// when a band is unbounded).
+int64_t OldestLocalKey(const MaskSpec& mask, const HeadWindow* windows, int64_t heads, int64_t position);
+
+// Whether some query may see a key at a later position than its own: not causal, and a
+// head with a right window other than 0, chunks, or global tokens.
+bool SeesLaterKeys(const MaskSpec& mask, const HeadWindow* windows, int64_t heads);
+
 // Number of visible (query, key) pairs of one head of one sequence, exactly, from the
 // rule's interval form (O(Lq log G)). Used to count FLOPs.
 int64_t CountVisiblePairs(const BandRule& rule);

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/byte_range.h"
 #include "common/error.h"
 
 namespace swa::attention {
@@ -25,16 +26,11 @@ int64_t CheckedAdd(int64_t a, int64_t b, const std::string& what) {
   return a + b;
 }
 
-// A byte range [begin, end) of one tensor's memory, for aliasing checks.
-struct ByteRange {
+// One argument's memory, named for messages.
+struct NamedRange {
   const char* name;
-  uintptr_t begin = 0, end = 0;
-  bool empty() const { return begin == end; }
+  ByteRange bytes;
 };
-
-bool Overlaps(const ByteRange& a, const ByteRange& b) {
-  return !a.empty() && !b.empty() && a.begin < b.end && b.begin < a.end;
-}
 
 template <class Enum>
 int RawEnum(const Enum* field) {
@@ -45,7 +41,7 @@ int RawEnum(const Enum* field) {
 }
 
 // Checks one tensor's own fields; returns its memory range.
-ByteRange CheckTensor(const swa_tensor* t, const char* name, bool is_output) {
+NamedRange CheckTensor(const swa_tensor* t, const char* name, bool is_output) {
   const std::string n = name;
   if (t == nullptr) ThrowInvalid(n + " is NULL");
   // Read the enums as raw integers: a caller may pass any value, and loading an
@@ -76,7 +72,7 @@ ByteRange CheckTensor(const swa_tensor* t, const char* name, bool is_output) {
   int64_t elements = 1;
   for (int d = 0; d < 4; ++d) elements = CheckedMul(elements, t->shape[d], n);
   const int64_t elem_size = DTypeSize(static_cast<DType>(t->dtype));
-  ByteRange range{name};
+  NamedRange range{name, {}};
   if (elements == 0) return range;
   int64_t last = 0;
   for (int d = 0; d < 4; ++d) last = CheckedAdd(last, CheckedMul(t->stride[d], t->shape[d] - 1, n), n);
@@ -103,8 +99,7 @@ ByteRange CheckTensor(const swa_tensor* t, const char* name, bool is_output) {
       span += stride * (extent - 1);
     }
   }
-  range.begin = base;
-  range.end = base + static_cast<uintptr_t>(bytes);
+  range.bytes = {base, base + static_cast<uintptr_t>(bytes)};
   return range;
 }
 
@@ -136,79 +131,6 @@ void CheckFinite(float x, const std::string& what) {
 
 void CheckWindow(int64_t w, const std::string& what) {
   if (w < -1) ThrowInvalid(what + " must be -1 (unbounded) or >= 0, got " + std::to_string(w));
-}
-
-// Reads cu_seqlens into sequences; checks monotonicity and the total.
-void CheckCuSeqlens(const int32_t* cu, int64_t num_seqs, int64_t total, const char* name) {
-  const std::string n = name;
-  if (cu[0] != 0) ThrowInvalid(n + "[0] must be 0");
-  for (int64_t s = 0; s < num_seqs; ++s) {
-    if (cu[s + 1] < cu[s]) ThrowInvalid(n + " must be non-decreasing (at index " + std::to_string(s + 1) + ")");
-  }
-  if (cu[num_seqs] != total) {
-    ThrowInvalid(n + "[num_seqs] = " + std::to_string(cu[num_seqs]) + " must equal the packed length " +
-                 std::to_string(total));
-  }
-}
-
-// The parameters' part of a problem (scalars, per-head arrays, global tokens, mask),
-// for the query heads and head_dim already set in vp->problem.
-void BuildParams(const swa_attention_params* params, ValidatedProblem* vp) {
-  Problem& pr = vp->problem;
-  const int64_t hq = pr.hq;
-  // Scalars.
-  CheckWindow(params->window_left, "window_left");
-  CheckWindow(params->window_right, "window_right");
-  if (params->num_threads < 0) ThrowInvalid("num_threads must be >= 0 (0 = all cores)");
-  CheckFinite(params->scale, "scale");
-  CheckFinite(params->softcap, "softcap");
-  if (params->softcap < 0) ThrowInvalid("softcap must be >= 0 (0 = none)");
-  if (params->sink_tokens < 0) ThrowInvalid("sink_tokens must be >= 0");
-  if (params->chunk_size < 0) ThrowInvalid("chunk_size must be >= 0 (0 = sliding window rule)");
-  if (params->chunk_overlap < 0) ThrowInvalid("chunk_overlap must be >= 0");
-  if (params->chunk_overlap > 0 && params->chunk_size == 0) {
-    ThrowInvalid("chunk_overlap needs chunk_size > 0");
-  }
-  // Per-head arrays.
-  pr.windows.assign(hq, HeadWindow{params->window_left, params->window_right});
-  for (int64_t h = 0; h < hq; ++h) {
-    if (params->head_window_left) {
-      CheckWindow(params->head_window_left[h], "head_window_left[" + std::to_string(h) + "]");
-      pr.windows[h].left = params->head_window_left[h];
-    }
-    if (params->head_window_right) {
-      CheckWindow(params->head_window_right[h], "head_window_right[" + std::to_string(h) + "]");
-      pr.windows[h].right = params->head_window_right[h];
-    }
-    if (params->alibi_slopes) CheckFinite(params->alibi_slopes[h], "alibi_slopes[" + std::to_string(h) + "]");
-    if (params->sink_logits) CheckFinite(params->sink_logits[h], "sink_logits[" + std::to_string(h) + "]");
-  }
-  // Global tokens: non-negative and sorted; duplicates are dropped.
-  if (params->num_global_tokens < 0) ThrowInvalid("num_global_tokens must be >= 0");
-  if (params->num_global_tokens > 0 && params->global_tokens == nullptr) {
-    ThrowInvalid("global_tokens is NULL but num_global_tokens > 0");
-  }
-  for (int64_t g = 0; g < params->num_global_tokens; ++g) {
-    const int64_t pos = params->global_tokens[g];
-    if (pos < 0) ThrowInvalid("global_tokens[" + std::to_string(g) + "] is negative");
-    if (g > 0 && pos < params->global_tokens[g - 1]) {
-      ThrowInvalid("global_tokens must be sorted ascending (at index " + std::to_string(g) + ")");
-    }
-    if (vp->global_tokens.empty() || vp->global_tokens.back() != pos) vp->global_tokens.push_back(pos);
-  }
-
-  pr.mask.causal = params->causal != 0;
-  pr.mask.chunk_size = params->chunk_size;
-  pr.mask.chunk_overlap = params->chunk_overlap;
-  pr.mask.sink_tokens = params->sink_tokens;
-  pr.mask.global_tokens = vp->global_tokens.empty() ? nullptr : vp->global_tokens.data();
-  pr.mask.num_global_tokens = static_cast<int64_t>(vp->global_tokens.size());
-  pr.scale_exact = params->scale != 0.0f ? static_cast<double>(params->scale) : 1.0 / std::sqrt(static_cast<double>(pr.dim));
-  pr.scale = static_cast<float>(pr.scale_exact);
-  pr.softcap = params->softcap;
-  pr.alibi_slopes = params->alibi_slopes;
-  pr.sink_logits = params->sink_logits;
-  pr.threads = params->num_threads;
 }
 
 // The query side of every forward: out has q's shape, Hq is a multiple of `hkv`, and
@@ -249,7 +171,7 @@ void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const
   pr.k = MakeRef(k);
   pr.v = MakeRef(v);
 
-  BuildParams(params, vp);
+  ValidateRule(params, &vp->rule, &pr);
 
   // Sequences: one per batch entry, or the packed ones of a varlen call.
   const bool varlen = params->cu_seqlens_q != nullptr || params->cu_seqlens_k != nullptr;
@@ -270,25 +192,18 @@ void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const
   }
 }
 
-ByteRange FloatRange(const float* p, int64_t count, const char* name) {
-  ByteRange r{name};
-  if (p != nullptr && count > 0) {
-    r.begin = reinterpret_cast<uintptr_t>(p);
-    r.end = r.begin + static_cast<uintptr_t>(count) * sizeof(float);
-  }
-  return r;
-}
+NamedRange FloatRange(const float* p, int64_t count, const char* name) { return {name, FloatBytes(p, count)}; }
 
 // Outputs must not overlap each other or any input.
-void CheckNoAliasing(const std::vector<ByteRange>& inputs, const std::vector<ByteRange>& outputs) {
+void CheckNoAliasing(const std::vector<NamedRange>& inputs, const std::vector<NamedRange>& outputs) {
   for (size_t i = 0; i < outputs.size(); ++i) {
-    for (const ByteRange& in : inputs) {
-      if (Overlaps(outputs[i], in)) {
+    for (const NamedRange& in : inputs) {
+      if (Overlaps(outputs[i].bytes, in.bytes)) {
         ThrowInvalid(std::string(outputs[i].name) + " overlaps the memory of " + in.name);
       }
     }
     for (size_t j = i + 1; j < outputs.size(); ++j) {
-      if (Overlaps(outputs[i], outputs[j])) {
+      if (Overlaps(outputs[i].bytes, outputs[j].bytes)) {
         ThrowInvalid(std::string(outputs[i].name) + " overlaps the memory of " + outputs[j].name);
       }
     }
@@ -297,20 +212,85 @@ void CheckNoAliasing(const std::vector<ByteRange>& inputs, const std::vector<Byt
 
 }  // namespace
 
+void ValidateRule(const swa_attention_params* params, RuleStorage* storage, Problem* problem) {
+  if (params == nullptr) ThrowInvalid("params is NULL");
+  Problem& pr = *problem;
+  const int64_t hq = pr.hq;
+  // Scalars.
+  CheckWindow(params->window_left, "window_left");
+  CheckWindow(params->window_right, "window_right");
+  if (params->num_threads < 0) ThrowInvalid("num_threads must be >= 0 (0 = all cores)");
+  CheckFinite(params->scale, "scale");
+  CheckFinite(params->softcap, "softcap");
+  if (params->softcap < 0) ThrowInvalid("softcap must be >= 0 (0 = none)");
+  if (params->sink_tokens < 0) ThrowInvalid("sink_tokens must be >= 0");
+  if (params->chunk_size < 0) ThrowInvalid("chunk_size must be >= 0 (0 = sliding window rule)");
+  if (params->chunk_overlap < 0) ThrowInvalid("chunk_overlap must be >= 0");
+  if (params->chunk_overlap > 0 && params->chunk_size == 0) {
+    ThrowInvalid("chunk_overlap needs chunk_size > 0");
+  }
+  // Per-head arrays.
+  std::vector<HeadWindow>& windows = storage->windows;
+  windows.assign(hq, HeadWindow{params->window_left, params->window_right});
+  for (int64_t h = 0; h < hq; ++h) {
+    if (params->head_window_left) {
+      CheckWindow(params->head_window_left[h], "head_window_left[" + std::to_string(h) + "]");
+      windows[h].left = params->head_window_left[h];
+    }
+    if (params->head_window_right) {
+      CheckWindow(params->head_window_right[h], "head_window_right[" + std::to_string(h) + "]");
+      windows[h].right = params->head_window_right[h];
+    }
+    if (params->alibi_slopes) CheckFinite(params->alibi_slopes[h], "alibi_slopes[" + std::to_string(h) + "]");
+    if (params->sink_logits) CheckFinite(params->sink_logits[h], "sink_logits[" + std::to_string(h) + "]");
+  }
+  // Global tokens: non-negative and sorted; duplicates are dropped.
+  std::vector<int64_t>& globals = storage->global_tokens;
+  globals.clear();
+  if (params->num_global_tokens < 0) ThrowInvalid("num_global_tokens must be >= 0");
+  if (params->num_global_tokens > 0 && params->global_tokens == nullptr) {
+    ThrowInvalid("global_tokens is NULL but num_global_tokens > 0");
+  }
+  for (int64_t g = 0; g < params->num_global_tokens; ++g) {
+    const int64_t pos = params->global_tokens[g];
+    if (pos < 0) ThrowInvalid("global_tokens[" + std::to_string(g) + "] is negative");
+    if (g > 0 && pos < params->global_tokens[g - 1]) {
+      ThrowInvalid("global_tokens must be sorted ascending (at index " + std::to_string(g) + ")");
+    }
+    if (globals.empty() || globals.back() != pos) globals.push_back(pos);
+  }
+
+  pr.mask.causal = params->causal != 0;
+  pr.mask.chunk_size = params->chunk_size;
+  pr.mask.chunk_overlap = params->chunk_overlap;
+  pr.mask.sink_tokens = params->sink_tokens;
+  pr.mask.global_tokens = globals.empty() ? nullptr : globals.data();
+  pr.mask.num_global_tokens = static_cast<int64_t>(globals.size());
+  pr.scale_exact = params->scale != 0.0f ? static_cast<double>(params->scale) : 1.0 / std::sqrt(static_cast<double>(pr.dim));
+  pr.scale = static_cast<float>(pr.scale_exact);
+  pr.softcap = params->softcap;
+  storage->alibi_slopes.assign(params->alibi_slopes, params->alibi_slopes + (params->alibi_slopes ? hq : 0));
+  storage->sink_logits.assign(params->sink_logits, params->sink_logits + (params->sink_logits ? hq : 0));
+  pr.windows = windows.data();
+  pr.alibi_slopes = params->alibi_slopes ? storage->alibi_slopes.data() : nullptr;
+  pr.sink_logits = params->sink_logits ? storage->sink_logits.data() : nullptr;
+  pr.threads = params->num_threads;
+}
+
 std::unique_ptr<ValidatedProblem> ValidateForward(const swa_attention_params* params,
                                                   const swa_tensor* q, const swa_tensor* k,
                                                   const swa_tensor* v, const swa_tensor* out,
                                                   const float* lse) {
   auto vp = std::make_unique<ValidatedProblem>();
   if (params == nullptr) ThrowInvalid("params is NULL");
-  const ByteRange rq = CheckTensor(q, "q", false);
-  const ByteRange rk = CheckTensor(k, "k", false);
-  const ByteRange rv = CheckTensor(v, "v", false);
-  const ByteRange ro = CheckTensor(out, "out", true);
+  const NamedRange rq = CheckTensor(q, "q", false);
+  const NamedRange rk = CheckTensor(k, "k", false);
+  const NamedRange rv = CheckTensor(v, "v", false);
+  const NamedRange ro = CheckTensor(out, "out", true);
   BuildProblem(params, q, k, v, out, vp.get());
   Problem& pr = vp->problem;
   pr.lse = const_cast<float*>(lse);
-  const ByteRange rl = FloatRange(lse, pr.batch * pr.hq * pr.q.seqlen, "lse");
+  const NamedRange rl = FloatRange(lse, pr.batch * pr.hq * pr.q.seqlen, "lse");
   CheckNoAliasing({rq, rk, rv}, {ro, rl});
   return vp;
 }
@@ -319,35 +299,34 @@ void CheckTensorArgument(const swa_tensor* t, const char* name, bool is_output) 
   CheckTensor(t, name, is_output);
 }
 
-std::unique_ptr<ValidatedProblem> ValidateSpannedForward(const swa_attention_params* params,
-                                                         const swa_tensor* q, const swa_tensor* out,
-                                                         const float* lse, int64_t hkv) {
-  auto vp = std::make_unique<ValidatedProblem>();
-  if (params == nullptr) ThrowInvalid("params is NULL");
-  const ByteRange rq = CheckTensor(q, "q", false);
-  const ByteRange ro = CheckTensor(out, "out", true);
+void ValidateQueries(const swa_tensor* q, const swa_tensor* out, const float* lse, int64_t hkv,
+                     const int32_t* cu_seqlens_q, int64_t num_seqs) {
+  const NamedRange rq = CheckTensor(q, "q", false);
+  const NamedRange ro = CheckTensor(out, "out", true);
   if (q->dtype != out->dtype) ThrowInvalid("q and out must have the same dtype");
-  Problem& pr = vp->problem;
+  Problem pr;
   BuildQuerySide(q, out, hkv, &pr);
-  BuildParams(params, vp.get());
-  if (params->cu_seqlens_k != nullptr) ThrowInvalid("cu_seqlens_k must be NULL: the keys come as spans");
-  if (params->cu_seqlens_q != nullptr) {
-    if (params->num_seqs < 0) ThrowInvalid("num_seqs must be >= 0");
+  if (cu_seqlens_q != nullptr) {
+    if (num_seqs < 0) ThrowInvalid("num_seqs must be >= 0");
     if (pr.batch != 1) ThrowInvalid("varlen (cu_seqlens) needs batch == 1, got " + std::to_string(pr.batch));
-    CheckCuSeqlens(params->cu_seqlens_q, params->num_seqs, q->shape[1], "cu_seqlens_q");
-    pr.num_seqs = params->num_seqs;
-    pr.cu_seqlens_q = params->cu_seqlens_q;
-    // Problem::Seq reads key extents from cu_seqlens_k; spanned keys have none.
-    vp->zero_cu_seqlens_k.assign(static_cast<size_t>(pr.num_seqs) + 1, 0);
-    pr.cu_seqlens_k = vp->zero_cu_seqlens_k.data();
-  } else {
-    if (params->num_seqs != 0) ThrowInvalid("num_seqs is set but cu_seqlens_q is NULL");
-    pr.num_seqs = pr.batch;
+    CheckCuSeqlens(cu_seqlens_q, num_seqs, q->shape[1], "cu_seqlens_q");
+  } else if (num_seqs != 0) {
+    ThrowInvalid("num_seqs is set but cu_seqlens_q is NULL");
   }
-  pr.lse = const_cast<float*>(lse);
-  const ByteRange rl = FloatRange(lse, pr.batch * pr.hq * pr.q.seqlen, "lse");
+  const NamedRange rl = FloatRange(lse, pr.batch * pr.hq * pr.q.seqlen, "lse");
   CheckNoAliasing({rq}, {ro, rl});
-  return vp;
+}
+
+void CheckCuSeqlens(const int32_t* cu, int64_t num_seqs, int64_t total, const char* name) {
+  const std::string n = name;
+  if (cu[0] != 0) ThrowInvalid(n + "[0] must be 0");
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    if (cu[s + 1] < cu[s]) ThrowInvalid(n + " must be non-decreasing (at index " + std::to_string(s + 1) + ")");
+  }
+  if (cu[num_seqs] != total) {
+    ThrowInvalid(n + "[num_seqs] = " + std::to_string(cu[num_seqs]) + " must equal the packed length " +
+                 std::to_string(total));
+  }
 }
 
 std::unique_ptr<ValidatedProblem> ValidateBackward(
@@ -357,14 +336,14 @@ std::unique_ptr<ValidatedProblem> ValidateBackward(
     BackwardTensors* grads) {
   auto vp = std::make_unique<ValidatedProblem>();
   if (params == nullptr) ThrowInvalid("params is NULL");
-  const ByteRange rq = CheckTensor(q, "q", false);
-  const ByteRange rk = CheckTensor(k, "k", false);
-  const ByteRange rv = CheckTensor(v, "v", false);
-  const ByteRange ro = CheckTensor(out, "out", false);
-  const ByteRange rdo = CheckTensor(dout, "dout", false);
-  const ByteRange rdq = CheckTensor(dq, "dq", true);
-  const ByteRange rdk = CheckTensor(dk, "dk", true);
-  const ByteRange rdv = CheckTensor(dv, "dv", true);
+  const NamedRange rq = CheckTensor(q, "q", false);
+  const NamedRange rk = CheckTensor(k, "k", false);
+  const NamedRange rv = CheckTensor(v, "v", false);
+  const NamedRange ro = CheckTensor(out, "out", false);
+  const NamedRange rdo = CheckTensor(dout, "dout", false);
+  const NamedRange rdq = CheckTensor(dq, "dq", true);
+  const NamedRange rdk = CheckTensor(dk, "dk", true);
+  const NamedRange rdv = CheckTensor(dv, "dv", true);
   BuildProblem(params, q, k, v, out, vp.get());
   Problem& pr = vp->problem;
   const int64_t lse_count = pr.batch * pr.hq * pr.q.seqlen;
@@ -382,8 +361,8 @@ std::unique_ptr<ValidatedProblem> ValidateBackward(
   grads->dv = MakeRef(dv);
   grads->lse = lse;
   grads->dsink = const_cast<float*>(dsink);
-  const ByteRange rl = FloatRange(lse, lse_count, "lse");
-  const ByteRange rs = FloatRange(dsink, pr.hq, "dsink");
+  const NamedRange rl = FloatRange(lse, lse_count, "lse");
+  const NamedRange rs = FloatRange(dsink, pr.hq, "dsink");
   CheckNoAliasing({rq, rk, rv, ro, rdo, rl}, {rdq, rdk, rdv, rs});
   return vp;
 }

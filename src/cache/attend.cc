@@ -1,20 +1,22 @@
 // KvCache's attend: the queries of each sequence against its resident keys, through the
-// CPU forward with the keys given as spans in absolute positions (problem.spanned). The
-// queries are gathered into one packed tensor (and rotated, with RoPE), so that a batch
-// of streams at different positions is a single varlen forward call, then scattered
-// back to the caller's out and lse.
+// attention entry with the keys given as spans in absolute positions (problem.spanned)
+// and the layer's rule validated once at create time (CacheConfig::rule). The queries
+// are gathered into one packed tensor (and rotated, with RoPE), so that a batch of
+// streams at different positions is a single varlen forward call, then scattered back
+// to the caller's out and lse.
 #include <algorithm>
 #include <cstring>
 #include <limits>
 #include <string>
 
-#include "attention/cpu/forward.h"
+#include "attention/entry.h"
+#include "attention/rule.h"
 #include "attention/validate.h"
 #include "cache/kv_cache.h"
+#include "common/byte_range.h"
 #include "common/error.h"
 #include "common/parallel.h"
-#include "model/rope.h"
-#include "swa/swa.hpp"
+#include "ops/rope.h"
 
 namespace swa::cache {
 namespace {
@@ -35,19 +37,14 @@ attention::TensorRef RowsRef(const void* data, int64_t rows, int64_t heads, int6
   return r;
 }
 
-// Bytes [begin, end) spanned by a validated tensor (empty when it has no elements).
-std::pair<uintptr_t, uintptr_t> ByteSpan(const swa_tensor* t) {
-  int64_t last = 0;
-  for (int d = 0; d < 4; ++d) {
-    if (t->shape[d] == 0) return {0, 0};
-    last += t->stride[d] * (t->shape[d] - 1);
+// Rows [begin, begin + length) of each sequence's rows (fewer where a sequence ends).
+std::vector<SeqRows> Piece(const std::vector<SeqRows>& rows, int64_t begin, int64_t length) {
+  std::vector<SeqRows> piece = rows;
+  for (SeqRows& r : piece) {
+    r.row0 += begin;
+    r.count = std::clamp<int64_t>(r.count - begin, 0, length);
   }
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(t->data);
-  return {begin, begin + static_cast<uintptr_t>((last + 1) * DTypeSize(static_cast<DType>(t->dtype)))};
-}
-
-bool Overlap(std::pair<uintptr_t, uintptr_t> a, std::pair<uintptr_t, uintptr_t> b) {
-  return a.first < a.second && b.first < b.second && a.first < b.second && b.first < a.second;
+  return piece;
 }
 
 // One key row to rotate into the attend's scratch: source, destination, position.
@@ -73,10 +70,7 @@ std::vector<SeqRows> KvCache::CheckQueries(const int64_t* ids, int64_t num_seqs,
                                            const int32_t* cu_seqlens_q, swa_tensor* out, float* lse) {
   if (num_seqs < 0) ThrowInvalid("num_seqs must be >= 0, got " + Str(num_seqs));
   // q, out and lse get the forward's own checks (shapes, strides, aliasing, cu_seqlens).
-  swa_attention_params params = cfg_.Params();
-  params.cu_seqlens_q = cu_seqlens_q;
-  params.num_seqs = cu_seqlens_q != nullptr ? num_seqs : 0;
-  attention::ValidateSpannedForward(&params, q, out, lse, cfg_.hkv);
+  attention::ValidateQueries(q, out, lse, cfg_.hkv, cu_seqlens_q, cu_seqlens_q != nullptr ? num_seqs : 0);
   CheckCacheTensor(cfg_, q, "q", cfg_.hq, false);
   std::vector<SeqRows> rows = BatchRows(ids, num_seqs, q, cu_seqlens_q, "q");
   int64_t total = 0;
@@ -124,34 +118,35 @@ void KvCache::AppendAttend(const int64_t* ids, int64_t num_seqs, const swa_tenso
                    Str(krows[s].count) + ": append_attend needs one query per key");
     }
   }
-  const auto ro = ByteSpan(out);
+  const ByteRange ro = TensorBytes(out);
+  const ByteRange rl = lse != nullptr ? FloatBytes(lse, out->shape[0] * out->shape[2] * out->shape[1]) : ByteRange{};
   for (const swa_tensor* in : {k, v}) {
-    if (Overlap(ro, ByteSpan(in)))
-      ThrowInvalid(std::string("out overlaps the memory of ") + (in == k ? "k" : "v"));
-    if (lse != nullptr &&
-        Overlap({reinterpret_cast<uintptr_t>(lse),
-                 reinterpret_cast<uintptr_t>(lse + out->shape[0] * out->shape[2] * out->shape[1])},
-                ByteSpan(in))) {
-      ThrowInvalid(std::string("lse overlaps the memory of ") + (in == k ? "k" : "v"));
-    }
+    const char* name = in == k ? "k" : "v";
+    if (Overlaps(ro, TensorBytes(in))) ThrowInvalid(std::string("out overlaps the memory of ") + name);
+    if (Overlaps(rl, TensorBytes(in))) ThrowInvalid(std::string("lse overlaps the memory of ") + name);
   }
-  // Pieces of at most `piece` tokens per sequence: max_chunk in a ring; in a growing
-  // cache any count works, bounded only so that one piece's rows fit int32 packing.
-  const int64_t row_limit = std::numeric_limits<int32_t>::max() / std::max<int64_t>(1, num_seqs);
-  const int64_t piece =
-      std::max<int64_t>(1, std::min(cfg_.grows ? (int64_t{1} << 24) : cfg_.max_chunk, row_limit));
   int64_t longest = 0;
   for (const SeqRows& r : krows) longest = std::max(longest, r.count);
-  for (int64_t begin = 0; begin < longest; begin += piece) {
-    std::vector<SeqRows> kp = krows, qp = qrows;
-    for (size_t s = 0; s < krows.size(); ++s) {
-      const int64_t n = std::clamp<int64_t>(krows[s].count - begin, 0, piece);
-      kp[s].row0 += begin;
-      qp[s].row0 += begin;
-      kp[s].count = qp[s].count = n;
-    }
-    AppendRows(kp, *k, *v);
-    AttendRows(qp, *q, *out, lse);
+  // A growing cache evicts nothing: append everything, then attend in pieces that fit
+  // int32 packing, which equals append then attend under any rule.
+  if (cfg_.grows) {
+    AppendRows(krows, *k, *v);
+    const int64_t piece = std::max<int64_t>(1, std::numeric_limits<int32_t>::max() / std::max<int64_t>(1, num_seqs));
+    for (int64_t begin = 0; begin < longest; begin += piece) AttendRows(Piece(qrows, begin, piece), *q, *out, lse);
+    return;
+  }
+  // A ring holds the keys of at most max_chunk queries, so longer chunks go in pieces of
+  // max_chunk, each appended then attended. A rule that shows a query later keys would
+  // hide from each piece the keys of the pieces after it: refused rather than different.
+  if (longest > cfg_.max_chunk && attention::SeesLaterKeys(cfg_.rule.mask, cfg_.rule.windows, cfg_.hq)) {
+    ThrowInvalid("append_attend of " + Str(longest) + " positions exceeds max_chunk " + Str(cfg_.max_chunk) +
+                 ", and this rule shows queries later keys (not causal, with a right window, chunks or "
+                 "global tokens): a ring cannot keep every key those queries see. Pass at most max_chunk "
+                 "positions per call, or create the cache with a larger max_chunk");
+  }
+  for (int64_t begin = 0; begin < longest; begin += cfg_.max_chunk) {
+    AppendRows(Piece(krows, begin, cfg_.max_chunk), *k, *v);
+    AttendRows(Piece(qrows, begin, cfg_.max_chunk), *q, *out, lse);
   }
 }
 
@@ -178,7 +173,7 @@ void KvCache::AttendRows(const std::vector<SeqRows>& rows, const swa_tensor& q, 
     const int64_t f = st.length() - rows[s].count;
     int64_t oldest = 0;
     if (!cfg_.grows) {
-      oldest = std::max(cfg_.OldestVisible(f), cfg_.sink_slots);
+      oldest = std::max(attention::OldestLocalKey(cfg_.rule.mask, cfg_.rule.windows, hq, f), cfg_.sink_slots);
       if (oldest < st.FirstResident() && oldest < st.length()) {
         throw Error(SWA_ERR_INTERNAL, "KV cache: a visible key was evicted (position " + Str(oldest) + ")");
       }
@@ -196,7 +191,7 @@ void KvCache::AttendRows(const std::vector<SeqRows>& rows, const swa_tensor& q, 
   uint8_t* qp = Reserve(&scratch_.q, &scratch_.q_bytes, static_cast<size_t>(total * q_row_bytes));
   uint8_t* op = Reserve(&scratch_.out, &scratch_.out_bytes, static_cast<size_t>(total * q_row_bytes));
   if (lse != nullptr) scratch_.lse.resize(static_cast<size_t>(hq * total));
-  model::RopeAngles angles(cfg_.Rope());
+  ops::RopeAngles angles(cfg_.Rope());
   float row[attention::kMaxHeadDim];
   for (int64_t s = 0; s < num_seqs; ++s) {
     const SeqRows& r = rows[s];
@@ -206,7 +201,7 @@ void KvCache::AttendRows(const std::vector<SeqRows>& rows, const swa_tensor& q, 
       uint8_t* dst = qp + (cu[s] + i) * q_row_bytes;
       if (cfg_.rope) {
         angles.At(first_query[s] + i);
-        model::RotateHeads(angles, cfg_.dtype, hq, dim, src, q.stride[2], dst, dim, row);
+        ops::RotateHeads(angles, cfg_.dtype, hq, dim, src, q.stride[2], dst, dim, row);
       } else {
         for (int64_t h = 0; h < hq; ++h)
           std::memcpy(dst + h * dim * esize, src + h * q.stride[2] * esize, dim * esize);
@@ -248,28 +243,28 @@ void KvCache::AttendRows(const std::vector<SeqRows>& rows, const swa_tensor& q, 
     const int64_t tasks = (static_cast<int64_t>(jobs.size()) + kRowsPerTask - 1) / kRowsPerTask;
     const int threads =
         static_cast<int>(std::min<int64_t>(ThreadPool::ResolveThreads(cfg_.num_threads), tasks));
-    std::vector<model::RopeAngles> worker_angles(threads, model::RopeAngles(cfg_.Rope()));
+    std::vector<ops::RopeAngles> worker_angles(threads, ops::RopeAngles(cfg_.Rope()));
     std::vector<float> worker_rows(static_cast<size_t>(threads * dim));
     pool.ParallelFor(tasks, threads, [&](int64_t t, int worker) {
       const int64_t end = std::min<int64_t>(static_cast<int64_t>(jobs.size()), (t + 1) * kRowsPerTask);
       for (int64_t j = t * kRowsPerTask; j < end; ++j) {
         worker_angles[worker].At(jobs[j].position);
-        model::RotateHeads(worker_angles[worker], cfg_.dtype, hkv, dim, jobs[j].src, dim, jobs[j].dst, dim,
+        ops::RotateHeads(worker_angles[worker], cfg_.dtype, hkv, dim, jobs[j].src, dim, jobs[j].dst, dim,
                            worker_rows.data() + worker * dim);
       }
     });
   }
 
-  // The forward over the packed queries.
-  swa_attention_params params = cfg_.Params();
-  params.cu_seqlens_q = cu.data();
-  params.num_seqs = num_seqs;
-  swa_tensor tq = MakeTensor(qp, static_cast<swa_dtype>(cfg_.dtype), 1, total, hq, dim);
-  swa_tensor to = MakeTensor(op, static_cast<swa_dtype>(cfg_.dtype), 1, total, hq, dim);
-  const auto vp =
-      attention::ValidateSpannedForward(&params, &tq, &to, lse ? scratch_.lse.data() : nullptr, hkv);
-  vp->problem.spanned = &keys;
-  attention::cpu::Forward(vp->problem, pool);
+  // The forward over the packed queries: the layer's rule, with this call's tensors.
+  attention::Problem p = cfg_.rule;
+  p.batch = 1;
+  p.q = RowsRef(qp, total, hq, dim);
+  p.out = RowsRef(op, total, hq, dim);
+  p.lse = lse ? scratch_.lse.data() : nullptr;
+  p.num_seqs = num_seqs;
+  p.cu_seqlens_q = cu.data();
+  p.spanned = &keys;
+  attention::Forward(p, pool);
 
   // Scatter to the caller's layout: out[b, row, h] and lse[b, h, row].
   for (int64_t s = 0; s < num_seqs; ++s) {

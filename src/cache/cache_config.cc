@@ -7,7 +7,6 @@
 #include <string>
 
 #include "attention/rule.h"
-#include "attention/validate.h"
 #include "common/error.h"
 
 namespace swa::cache {
@@ -50,11 +49,6 @@ swa_attention_params CacheConfig::Params() const {
   return p;
 }
 
-int64_t CacheConfig::OldestVisible(int64_t position) const {
-  if (chunk_size > 0) return attention::FloorDiv(position, chunk_size) * chunk_size - chunk_overlap;
-  return position - max_left;
-}
-
 void CacheConfig::Finish() {
   if (hq < 1 || hkv < 1 || dim < 1) ThrowInvalid("num_heads, num_kv_heads and head_dim must be >= 1");
   if (dim > attention::kMaxHeadDim) {
@@ -66,15 +60,14 @@ void CacheConfig::Finish() {
     ThrowInvalid("num_heads (" + std::to_string(hq) + ") must be a multiple of num_kv_heads (" +
                  std::to_string(hkv) + ")");
   }
-  // The attention params get the forward's own checks, on an empty query.
+  // The rule gets the forward's own checks, once: every attend reuses it.
+  rule = attention::Problem{};
+  rule.dtype = dtype;
+  rule.hq = hq;
+  rule.hkv = hkv;
+  rule.dim = dim;
   const swa_attention_params params = Params();
-  swa_tensor q{};
-  q.dtype = static_cast<swa_dtype>(dtype);
-  q.shape[2] = hq;
-  q.shape[3] = dim;
-  q.stride[3] = 1;
-  swa_tensor out = q;
-  attention::ValidateSpannedForward(&params, &q, &out, nullptr, hkv);
+  attention::ValidateRule(&params, &rule_storage, &rule);
   if (max_chunk < 1) ThrowInvalid("max_chunk must be >= 1, got " + std::to_string(max_chunk));
   if (max_chunk > kMaxPositions) ThrowInvalid("max_chunk must be <= 2^40");
   if (max_positions < 0 || max_positions > kMaxPositions)
@@ -95,18 +88,13 @@ void CacheConfig::Finish() {
         "boundaries are absolute positions");
   }
 
-  // Geometry. A query may see everything when any head's left window is unbounded (without
-  // chunks), or through global tokens: then every position is kept.
+  // Geometry. The ring keeps the keys within the farthest local reach of any head behind
+  // its oldest query; global tokens, or a head whose band is unbounded, need every
+  // position kept.
   grows = !global_tokens.empty();
-  max_left = 0;
-  if (chunk_size == 0) {
-    for (int64_t h = 0; h < hq; ++h) {
-      const int64_t left = head_window_left.empty() ? window_left : head_window_left[h];
-      if (left < 0) grows = true;
-      max_left = std::max(max_left, left);
-    }
-  }
-  const int64_t reach = chunk_size > 0 ? chunk_size - 1 + chunk_overlap : max_left;
+  int64_t reach = 0;
+  for (int64_t h = 0; h < hq; ++h) reach = std::max(reach, attention::LocalReach(rule.mask, rule.windows[h]));
+  if (reach >= attention::BandRule::kPosInf) grows = true;
   // A ring at least as long as every position a sequence may reach never wraps: pages
   // then hold the same keys without the up-front allocation.
   if (!grows && (reach > kMaxPositions || (max_positions > 0 && reach + max_chunk >= max_positions)))

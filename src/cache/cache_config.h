@@ -5,15 +5,24 @@
 #include <cstdint>
 #include <vector>
 
+#include "attention/problem.h"
+#include "attention/validate.h"
 #include "common/dtype.h"
-#include "model/rope.h"
+#include "ops/rope.h"
 #include "swa/swa.h"
 
 namespace swa::cache {
 
 enum class PositionMode { kAbsolute = SWA_POSITIONS_ABSOLUTE, kCacheRelative = SWA_POSITIONS_CACHE_RELATIVE };
 
+// Move-only: `rule` points into `rule_storage` (a move keeps the vectors' buffers).
 struct CacheConfig {
+  CacheConfig() = default;
+  CacheConfig(const CacheConfig&) = delete;
+  CacheConfig& operator=(const CacheConfig&) = delete;
+  CacheConfig(CacheConfig&&) = default;
+  CacheConfig& operator=(CacheConfig&&) = default;
+
   DType dtype = DType::kF32;
   int64_t hq = 1, hkv = 1, dim = 64;
 
@@ -40,17 +49,18 @@ struct CacheConfig {
   bool grows = false;      // keeps every position, in pages
   int64_t capacity = 0;    // ring slots (ring caches)
   int64_t sink_slots = 0;  // pinned slots (ring caches)
-  int64_t max_left = 0;    // largest left window (window rule, ring caches)
+  // The layer's rule validated once, as the attention entry takes it: dtype, heads,
+  // head_dim and the rule fields, no tensors. An attend copies it and adds its queries
+  // and key spans.
+  attention::Problem rule;
+  attention::RuleStorage rule_storage;
 
   // Row of one position: Hkv heads of dim elements.
   int64_t RowElements() const { return hkv * dim; }
   int64_t RowBytes() const { return RowElements() * DTypeSize(dtype); }
   // The params this rule describes, pointing into this object's arrays.
   swa_attention_params Params() const;
-  model::RopeSpec Rope() const { return model::RopeSpec{rope_theta, rope_dims}; }
-  // Oldest position that a query at `position` may see through its window or chunk,
-  // ignoring sinks and globals (not clamped at 0). Ring caches only.
-  int64_t OldestVisible(int64_t position) const;
+  ops::RopeSpec Rope() const { return ops::RopeSpec{rope_theta, rope_dims}; }
   // Validates every field and derives the geometry; throws swa::Error.
   void Finish();
 };

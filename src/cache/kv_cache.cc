@@ -6,8 +6,9 @@
 #include <string>
 
 #include "attention/validate.h"
+#include "common/byte_range.h"
 #include "common/error.h"
-#include "model/rope.h"
+#include "ops/rope.h"
 
 namespace swa::cache {
 namespace {
@@ -99,17 +100,8 @@ std::vector<SeqRows> KvCache::BatchRows(const int64_t* ids, int64_t num_seqs, co
     return rows;
   }
   if (t->shape[0] != 1) ThrowInvalid(n + " must have batch 1 with cu_seqlens, got " + Str(t->shape[0]));
-  if (cu_seqlens[0] != 0) ThrowInvalid("cu_seqlens[0] must be 0");
-  for (int64_t s = 0; s < num_seqs; ++s) {
-    if (cu_seqlens[s + 1] < cu_seqlens[s]) {
-      ThrowInvalid("cu_seqlens must be non-decreasing (at index " + Str(s + 1) + ")");
-    }
-    rows[s] = {rows[s].store, 0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
-  }
-  if (cu_seqlens[num_seqs] != t->shape[1]) {
-    ThrowInvalid("cu_seqlens[num_seqs] = " + Str(cu_seqlens[num_seqs]) + " must equal the packed length " +
-                 Str(t->shape[1]) + " of " + n);
-  }
+  attention::CheckCuSeqlens(cu_seqlens, num_seqs, t->shape[1], "cu_seqlens");
+  for (int64_t s = 0; s < num_seqs; ++s) rows[s] = {rows[s].store, 0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
   return rows;
 }
 
@@ -150,7 +142,7 @@ void KvCache::AppendRows(const std::vector<SeqRows>& rows, const swa_tensor& k, 
 
   const int64_t esize = DTypeSize(cfg_.dtype), dim = cfg_.dim, hkv = cfg_.hkv;
   const bool rotate = cfg_.rope && cfg_.mode == PositionMode::kAbsolute;
-  model::RopeAngles angles(cfg_.Rope());
+  ops::RopeAngles angles(cfg_.Rope());
   float row[attention::kMaxHeadDim];
   for (size_t s = 0; s < rows.size(); ++s) {
     const SeqRows& r = rows[s];
@@ -168,7 +160,7 @@ void KvCache::AppendRows(const std::vector<SeqRows>& rows, const swa_tensor& k, 
       uint8_t* vdst = r.store->VRow(pos);
       if (rotate) {
         angles.At(pos);
-        model::RotateHeads(angles, cfg_.dtype, hkv, dim, ksrc, k.stride[2], kdst, dim, row);
+        ops::RotateHeads(angles, cfg_.dtype, hkv, dim, ksrc, k.stride[2], kdst, dim, row);
       } else {
         for (int64_t h = 0; h < hkv; ++h)
           std::memcpy(kdst + h * dim * esize, ksrc + h * k.stride[2] * esize, dim * esize);
@@ -200,15 +192,8 @@ void KvCache::Read(int64_t id, int64_t first_position, swa_tensor* k, swa_tensor
     }
   }
   // k and v must not overlap each other (each was checked against itself).
+  if (Overlaps(TensorBytes(k), TensorBytes(v))) ThrowInvalid("k overlaps the memory of v");
   const int64_t esize = DTypeSize(cfg_.dtype), dim = cfg_.dim;
-  auto end = [&](const swa_tensor* t) {
-    int64_t last = 0;
-    for (int d = 0; d < 4; ++d) last += t->stride[d] * (t->shape[d] - 1);
-    return static_cast<const char*>(t->data) + (last + 1) * esize;
-  };
-  if (count > 0 && static_cast<const char*>(k->data) < end(v) && static_cast<const char*>(v->data) < end(k)) {
-    ThrowInvalid("k overlaps the memory of v");
-  }
   for (int64_t i = 0; i < count; ++i) {
     const uint8_t* ksrc = store.KRow(first_position + i);
     const uint8_t* vsrc = store.VRow(first_position + i);

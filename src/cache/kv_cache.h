@@ -87,8 +87,3 @@ class KvCache {
 };
 
 }  // namespace swa::cache
-
-// The opaque C handle.
-struct swa_kv_cache {
-  std::unique_ptr<swa::cache::KvCache> impl;
-};

@@ -43,12 +43,14 @@
 
 #include "attention/cpu/backward.h"
 #include "attention/cpu/ordered_commits.h"
-#include "attention/cpu/tile_ops-inl.h"
+#include "attention/cpu/tile_bands.h"
+#include "attention/cpu/tile_rows-inl.h"
 #include "attention/grid.h"
 #include "attention/rule.h"
 #include "attention/schedule.h"
 #include "common/error.h"
 #include "hwy/aligned_allocator.h"
+#include "ops/aligned.h"
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
@@ -61,13 +63,8 @@ constexpr size_t kSegmentBlocks = 4;  // key blocks per task: fewer, larger dq c
 constexpr int64_t kSegment = kSegmentBlocks * kBlock;
 constexpr int64_t kRowsPerPrepTask = 256;  // rows per task of the D_i and final passes
 
-using Floats = hwy::AlignedFreeUniquePtr<float[]>;
-
-Floats AllocateFloats(size_t n) {
-  Floats p = hwy::AllocateAligned<float>(std::max<size_t>(n, 1));
-  if (!p) throw std::bad_alloc();
-  return p;
-}
+using Floats = ops::AlignedFloats;
+using ops::AllocateFloats;
 
 // A reusable aligned buffer that grows on demand.
 struct GrowableFloats {
@@ -81,26 +78,6 @@ struct GrowableFloats {
     return data.get();
   }
 };
-
-// Rows [row0, row0 + rows) of one head as packed f32 rows in `buffer` (stride
-// dim_padded, zero padding). Copied even for f32: in place, the rows of a [L, H, D]
-// tensor sit H * D * 4 bytes apart (4 KiB for 8 heads of 128), all in one L1 set, and
-// the micro-kernels that walk down them thrash.
-struct RowBlock {
-  const float* data;
-  size_t stride;
-};
-
-RowBlock ReadRows(const TensorRef& t, DType dtype, int64_t batch, int64_t row0, size_t rows, int64_t head,
-                  size_t dim_padded, float* buffer) {
-  const size_t esize = static_cast<size_t>(DTypeSize(dtype));
-  for (size_t r = 0; r < rows; ++r) {
-    const void* src =
-        static_cast<const char*>(t.data) + t.Offset(batch, row0 + static_cast<int64_t>(r), head) * esize;
-    RowToFloat(src, dtype, static_cast<size_t>(t.dim), dim_padded, buffer + r * dim_padded);
-  }
-  return {buffer, dim_padded};
-}
 
 // The call's inputs and the state shared by all tasks.
 struct Context {
@@ -174,7 +151,7 @@ struct Scratch {
   Floats key_mask;  // [kBlock] 1 where a row sees the key (partial tiles)
   // A partial tile of a plain band: the rows that see each key, the tile's visible
   // intervals by groups of keys and of rows, and the GEMM bands made of them.
-  static constexpr size_t kGroups = (kBlock + kMR - 1) / kMR;
+  static constexpr size_t kGroups = RowGroups(kBlock);
   int64_t key_first[kBlock], key_last[kBlock];
   TileInterval key_groups[kGroups], row_groups[kGroups];
   RowGroupBand score_bands[kGroups];  // S, dP: the key vectors each row group needs
@@ -246,7 +223,7 @@ void ScoresToGradients(const Context& c, const BandRule& rule, int64_t h, const 
       }
       auto s = x, dx_ds = one;
       if (softcap) {
-        const auto t = hn::Tanh(d, hn::Mul(x, inv_cap));
+        const auto t = TanhApprox(d, hn::Mul(x, inv_cap));
         s = hn::Mul(cap, t);
         dx_ds = hn::NegMulAdd(t, t, one);  // d(c tanh(x / c)) / dx = 1 - tanh^2
       }
@@ -283,7 +260,7 @@ void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock
   // zeroes every hidden entry of P and dX, computed or not).
   const bool banded = !qb.full && !rule.has_extras();
   if (banded) {
-    const size_t key_groups = (cols + kMR - 1) / kMR, row_groups = (rows + kMR - 1) / kMR;
+    const size_t key_groups = RowGroups(cols), row_groups = RowGroups(rows);
     KeyRowRanges(rule, qb.begin, qb.end, kb0, kb0 + static_cast<int64_t>(cols), w.key_first, w.key_last);
     TileIntervals(w.key_first, w.key_last, cols, rows, qb.begin, w.key_groups, w.row_groups);
     BandsAsVectors(w.row_groups, row_groups, hn::Lanes(DF()), w.score_bands);
@@ -305,7 +282,7 @@ void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock
 
 // Transposes rows x dim of `src` into dst[dim][kBlock] times `mul`; zero columns pad
 // the block so that whole-vector reads of dst stay finite.
-void TransposeBlock(const RowBlock& src, size_t rows, size_t dim, float mul, float* dst) {
+void TransposeBlock(const FloatRows& src, size_t rows, size_t dim, float mul, float* dst) {
   for (size_t e = 0; e < dim; ++e) {
     float* out = dst + e * kBlock;
     for (size_t j = 0; j < rows; ++j) out[j] = src.data[j * src.stride + e] * mul;
@@ -346,8 +323,8 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot,
   for (size_t b = 0; b < key_blocks; ++b) {
     const size_t cols = block_cols(b);
     const int64_t key0 = seq.k_begin + block_begin(b);
-    const RowBlock k = ReadRows(p.k, p.dtype, seq.batch, key0, cols, kvh, dp, w.k.get() + b * kBlock * dp);
-    const RowBlock v = ReadRows(p.v, p.dtype, seq.batch, key0, cols, kvh, dp, w.qo.get());
+    const FloatRows k = LoadRows(p.k, p.dtype, seq.batch, key0, static_cast<int64_t>(cols), kvh, dp, w.k.get() + b * kBlock * dp);
+    const FloatRows v = LoadRows(p.v, p.dtype, seq.batch, key0, static_cast<int64_t>(cols), kvh, dp, w.qo.get());
     TransposeBlock(k, cols, dim, c.scale, w.kt.get() + b * dim * kBlock);
     TransposeBlock(v, cols, dim, 1.0f, w.vt.get() + b * dim * kBlock);
     std::fill_n(w.dk.get() + b * kBlock * dp, cols * dp, 0.0f);
@@ -367,8 +344,8 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot,
       const QueryBlock& qb = seg[e];
       const size_t rows = static_cast<size_t>(qb.end - qb.begin);
       const int64_t row0 = seq.q_begin + qb.begin;
-      ReadRows(p.q, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get());
-      ReadRows(c.g.dout, p.dtype, seq.batch, row0, rows, h, dp, w.qo.get() + kBlock * dp);
+      LoadRows(p.q, p.dtype, seq.batch, row0, static_cast<int64_t>(rows), h, dp, w.qo.get());
+      LoadRows(c.g.dout, p.dtype, seq.batch, row0, static_cast<int64_t>(rows), h, dp, w.qo.get() + kBlock * dp);
       if (e + 1 < seg.size()) {
         const QueryBlock& next = seg[e + 1];
         const size_t next_rows = static_cast<size_t>(next.end - next.begin);

@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "attention/cpu/forward.h"
-#include "attention/cpu/forward_decode.h"
-#include "attention/cpu/tile_ops-inl.h"
+#include "attention/cpu/tile_bands.h"
+#include "attention/cpu/tile_rows-inl.h"
 #include "attention/grid.h"
 #include "attention/rule.h"
 #include "attention/schedule.h"
-#include "hwy/aligned_allocator.h"
+#include "ops/aligned.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -66,12 +66,12 @@ struct Scratch {
   // micro-kernels' operands evict each other).
   size_t ld = 0;   // o and the slots' K and V rows
   size_t ldq = 0;  // qt and st
-  hwy::AlignedFreeUniquePtr<float[]> qt;     // [dim][ldq]  Q^T, pre-scaled
-  hwy::AlignedFreeUniquePtr<float[]> o;      // [kBlockQ][ld]
-  hwy::AlignedFreeUniquePtr<float[]> st;     // [kBlockK][ldq]  S^T, then P^T
-  hwy::AlignedFreeUniquePtr<float[]> slot_rows;  // [kSlots][2][kBlockK][ld]  K, V
-  hwy::AlignedFreeUniquePtr<float[]> row;    // [dim_padded]
-  hwy::AlignedFreeUniquePtr<float[]> m, l, alpha;  // [kBlockQ]
+  ops::AlignedFloats qt;     // [dim][ldq]  Q^T, pre-scaled
+  ops::AlignedFloats o;      // [kBlockQ][ld]
+  ops::AlignedFloats st;     // [kBlockK][ldq]  S^T, then P^T
+  ops::AlignedFloats slot_rows;  // [kSlots][2][kBlockK][ld]  K, V
+  ops::AlignedFloats row;    // [dim_padded]
+  ops::AlignedFloats m, l, alpha;  // [kBlockQ]
   BlockSlot slots[kSlots];
   uint64_t call = 0;  // the call whose blocks the slots hold
   std::vector<KeyBlock> blocks;
@@ -80,7 +80,7 @@ struct Scratch {
   int64_t key_first[kBlockK], key_last[kBlockK];  // rows that see each key of a block
   // The parts of a partial block's S^T = K . Q^T (by groups of keys) and O += P . V (by
   // groups of query rows) that hold visible pairs.
-  static constexpr size_t kKeyGroups = (kBlockK + kMR - 1) / kMR, kRowGroups = (kBlockQ + kMR - 1) / kMR;
+  static constexpr size_t kKeyGroups = RowGroups(kBlockK), kRowGroups = RowGroups(kBlockQ);
   TileInterval key_groups[kKeyGroups], row_groups[kRowGroups];
   RowGroupBand score_bands[kKeyGroups];  // S^T: the query vectors each key group needs
   RowGroupBand value_bands[kRowGroups];  // O += P . V: the keys each row group sees
@@ -99,19 +99,14 @@ struct Scratch {
     dim_padded = (d + lanes - 1) / lanes * lanes;
     ld = dim_padded + lanes;
     ldq = kBlockQ + lanes;
-    auto allocate = [](size_t n) {
-      hwy::AlignedFreeUniquePtr<float[]> p = hwy::AllocateAligned<float>(n);
-      if (!p) throw std::bad_alloc();
-      return p;
-    };
-    qt = allocate(d * ldq);
-    o = allocate(kBlockQ * ld);
-    st = allocate(kBlockK * ldq);
-    slot_rows = allocate(kSlots * 2 * kBlockK * ld);
-    row = allocate(dim_padded);
-    m = allocate(kBlockQ);
-    l = allocate(kBlockQ);
-    alpha = allocate(kBlockQ);
+    qt = ops::AllocateFloats(d * ldq);
+    o = ops::AllocateFloats(kBlockQ * ld);
+    st = ops::AllocateFloats(kBlockK * ldq);
+    slot_rows = ops::AllocateFloats(kSlots * 2 * kBlockK * ld);
+    row = ops::AllocateFloats(dim_padded);
+    m = ops::AllocateFloats(kBlockQ);
+    l = ops::AllocateFloats(kBlockQ);
+    alpha = ops::AllocateFloats(kBlockQ);
     visible.resize(kBlockK);
     std::fill_n(slots, kSlots, BlockSlot{});
     dim = d;
@@ -190,8 +185,8 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
   if (banded) {
     KeyRowRanges(rule, t.task.begin, t.task.end, kb.begin, kb.end, w.key_first, w.key_last);
     TileIntervals(w.key_first, w.key_last, cols, rows, t.task.begin, w.key_groups, w.row_groups);
-    BandsAsVectors(w.key_groups, (cols + kMR - 1) / kMR, L, w.score_bands);
-    BandsAsTerms(w.row_groups, (rows + kMR - 1) / kMR, w.value_bands);
+    BandsAsVectors(w.key_groups, RowGroups(cols), L, w.score_bands);
+    BandsAsTerms(w.row_groups, RowGroups(rows), w.value_bands);
   }
   Gemm(cols, t.lanes_used, dim, k_rows, ld, 1, w.qt.get(), ldq, st, ldq, false, true,
        banded ? w.score_bands : nullptr);
@@ -207,7 +202,7 @@ void ProcessBlock(const TaskState& t, const KeySpan& span, const BandRule& rule,
       const float rel = static_cast<float>(rel0 - static_cast<int64_t>(j));
       for (size_t v = 0; v < row_vectors; ++v) {
         auto s = hn::Load(d, st + j * ldq + v * L);
-        if (p.softcap > 0) s = hn::Mul(cap, hn::Tanh(d, hn::Mul(s, inv_cap)));
+        if (p.softcap > 0) s = Softcap(d, s, cap, inv_cap);
         if (p.alibi_slopes) {
           const auto dist = hn::Abs(hn::Add(hn::Set(d, rel + static_cast<float>(v * L)), iota));
           s = hn::NegMulAdd(vslope, dist, s);
@@ -396,13 +391,7 @@ namespace swa::attention::cpu {
 
 HWY_EXPORT(ForwardImpl);
 
-void Forward(const Problem& p, ThreadPool& pool) {
-  if (UseDecodePath(p)) {
-    ForwardDecode(p, pool);
-  } else {
-    HWY_DYNAMIC_DISPATCH(ForwardImpl)(p, pool);
-  }
-}
+void ForwardTiled(const Problem& p, ThreadPool& pool) { HWY_DYNAMIC_DISPATCH(ForwardImpl)(p, pool); }
 
 }  // namespace swa::attention::cpu
 #endif

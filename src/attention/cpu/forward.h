@@ -1,5 +1,5 @@
-// The CPU forward: flash-style tiles over the block schedule, online softmax, f32
-// accumulation. Writes p.out and (if set) p.lse.
+// The CPU forward for prefill shapes: flash-style tiles over the block schedule, online
+// softmax, f32 accumulation. Writes p.out and (if set) p.lse.
 #pragma once
 
 #include "attention/problem.h"
@@ -7,6 +7,6 @@
 
 namespace swa::attention::cpu {
 
-void Forward(const Problem& p, ThreadPool& pool);
+void ForwardTiled(const Problem& p, ThreadPool& pool);
 
 }  // namespace swa::attention::cpu

@@ -16,14 +16,17 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "attention/cpu/decode_units.h"
 #include "attention/cpu/forward_decode.h"
-#include "attention/cpu/tile_ops-inl.h"
+#include "attention/cpu/tile_bands.h"
+#include "attention/cpu/tile_rows-inl.h"
 #include "attention/rule.h"
 #include "attention/schedule.h"
 #include "hwy/aligned_allocator.h"
+#include "ops/aligned.h"
 #include "hwy/highway.h"
 
 
@@ -45,6 +48,11 @@ struct UnitState {
   float* l;  // [kMaxRows]
 };
 
+// Rows of the score tile are kBlockK apart: whole vectors of a row stay inside it.
+static_assert(kBlockK % HWY_LANES(float) == 0);
+
+using ops::AllocateFloats;
+
 struct Scratch {
   size_t dim_padded = 0;
   size_t ld = 0;  // row stride of the K/V tiles: one vector more, off powers of two
@@ -53,16 +61,17 @@ struct Scratch {
   std::vector<KeySpan> spans;
   std::vector<uint8_t> visible;
 
+  // Throws std::bad_alloc (the C API returns SWA_ERR_OUT_OF_MEMORY) if memory runs out.
   void Allocate(size_t dim, size_t max_units) {
     const size_t lanes = hn::Lanes(DF());
     dim_padded = (dim + lanes - 1) / lanes * lanes;
     ld = dim_padded + lanes;
-    q = hwy::AllocateAligned<float>(max_units * kMaxRows * dim_padded);
-    o = hwy::AllocateAligned<float>(max_units * kMaxRows * dim_padded);
-    ml = hwy::AllocateAligned<float>(max_units * 2 * kMaxRows);
-    s = hwy::AllocateAligned<float>(kMaxRows * kBlockK);
-    kv = hwy::AllocateAligned<float>(2 * kBlockK * ld);
-    merge = hwy::AllocateAligned<float>(dim_padded);
+    q = AllocateFloats(max_units * kMaxRows * dim_padded);
+    o = AllocateFloats(max_units * kMaxRows * dim_padded);
+    ml = AllocateFloats(max_units * 2 * kMaxRows);
+    s = AllocateFloats(kMaxRows * kBlockK);
+    kv = AllocateFloats(2 * kBlockK * ld);
+    merge = AllocateFloats(dim_padded);
     visible.resize(kBlockK);
   }
   UnitState State(size_t g) {
@@ -140,14 +149,22 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
     const int64_t h = u.head0 + static_cast<int64_t>(hi);
     const BandRule& rule = rules[hi];
     float* srow = w.s.get() + r * kBlockK;
+    // Whole vectors of the row: rows are kBlockK apart, a multiple of the lanes, so the
+    // last vector stays inside the row; lanes from cols on are masked off.
     if (p.softcap > 0 || p.alibi_slopes) {
-      const float slope = p.alibi_slopes ? p.alibi_slopes[h] : 0.0f;
-      const int64_t rel0 = rule.Position(i) - kb.begin;
-      for (size_t j = 0; j < cols; ++j) {
-        float x = srow[j];
-        if (p.softcap > 0) x = p.softcap * std::tanh(x / p.softcap);
-        if (p.alibi_slopes) x -= slope * std::fabs(static_cast<float>(rel0 - static_cast<int64_t>(j)));
-        srow[j] = x;
+      const auto cap = hn::Set(d, p.softcap), inv_cap = hn::Set(d, p.softcap > 0 ? 1.0f / p.softcap : 0.0f);
+      const auto slope = hn::Set(d, p.alibi_slopes ? p.alibi_slopes[h] : 0.0f);
+      // Distances are differences of positions, the same in any frame.
+      const auto rel0 = hn::Set(d, static_cast<float>(rule.Position(i) - kb.begin));
+      const auto iota = hn::Iota(d, 0.0f);
+      for (size_t j = 0; j < cols; j += L) {
+        auto x = hn::LoadU(d, srow + j);
+        if (p.softcap > 0) x = Softcap(d, x, cap, inv_cap);
+        if (p.alibi_slopes) {
+          const auto dist = hn::Abs(hn::Sub(rel0, hn::Add(hn::Set(d, static_cast<float>(j)), iota)));
+          x = hn::NegMulAdd(slope, dist, x);
+        }
+        hn::StoreU(x, d, srow + j);
       }
     }
     if (!kb.full) {
@@ -161,20 +178,16 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
     for (size_t j = 0; j < cols; ++j) block_max = std::max(block_max, srow[j]);
     const float m_new = std::max(st.m[r], block_max);
     const float m_use = m_new == neg_inf ? 0.0f : m_new;
-    const float alpha = std::exp(st.m[r] - m_use);
+    const float alpha = hn::GetLane(ExpNonPositive(d, hn::Set(d, st.m[r] - m_use)));
     auto sum = hn::Zero(d);
     const auto vm = hn::Set(d, m_use);
-    size_t j = 0;
-    for (; j + L <= cols; j += L) {
-      const auto e = ExpNonPositive(d, hn::Sub(hn::LoadU(d, srow + j), vm));
+    for (size_t j = 0; j < cols; j += L) {
+      const auto in_row = hn::FirstN(d, cols - j);
+      const auto e = hn::IfThenElseZero(in_row, ExpNonPositive(d, hn::Sub(hn::LoadU(d, srow + j), vm)));
       hn::StoreU(e, d, srow + j);
       sum = hn::Add(sum, e);
     }
-    float total = hn::GetLane(hn::SumOfLanes(d, sum));
-    for (; j < cols; ++j) {
-      srow[j] = std::exp(srow[j] - m_use);
-      total += srow[j];
-    }
+    const float total = hn::GetLane(hn::SumOfLanes(d, sum));
     st.l[r] = st.l[r] * alpha + total;
     st.m[r] = m_new;
     if (alpha != 1.0f) {
@@ -297,7 +310,7 @@ void MergePieces(const Problem& p, const Unit& u, int64_t unit, const PartialOf&
     std::fill_n(orow, dp, 0.0f);
     for (int64_t s = 0; s < pieces; ++s) {
       const Partial part = partial(unit, s);
-      const float scale = std::exp(part.m[r] - m_use);
+      const float scale = hn::GetLane(ExpNonPositive(d, hn::Set(d, part.m[r] - m_use)));
       l += scale * part.l[r];
       const auto vs = hn::Set(d, scale);
       const float* src = part.o + r * dp;
@@ -340,7 +353,7 @@ void ForwardDecodeImpl(const Problem& p, ThreadPool& pool) {
   for (size_t u = 0; u < units.size(); ++u) {
     state_begin[u + 1] = state_begin[u] + (unit_pieces[u] > 1 ? unit_pieces[u] * units[u].rows * (dp + 2) : 0);
   }
-  auto state = hwy::AllocateAligned<float>(static_cast<size_t>(std::max<int64_t>(1, state_begin.back())));
+  auto state = AllocateFloats(static_cast<size_t>(state_begin.back()));
   auto partial = [&](int64_t u, int64_t s) {
     const int64_t rows = units[u].rows;
     float* base = state.get() + state_begin[u] + s * rows * (dp + 2);
@@ -370,13 +383,6 @@ HWY_AFTER_NAMESPACE();
 namespace swa::attention::cpu {
 
 HWY_EXPORT(ForwardDecodeImpl);
-
-bool UseDecodePath(const Problem& p) {
-  for (int64_t s = 0; s < p.num_seqs; ++s) {
-    if (p.Seq(s).lq > kDecodeMaxQueries) return false;
-  }
-  return true;
-}
 
 void ForwardDecode(const Problem& p, ThreadPool& pool) { HWY_DYNAMIC_DISPATCH(ForwardDecodeImpl)(p, pool); }
 

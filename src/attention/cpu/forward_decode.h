@@ -12,10 +12,10 @@
 
 namespace swa::attention::cpu {
 
-// Query rows per sequence at or below which the decode path is used.
+// Query rows per sequence at or below which the entry (attention/entry.cc) takes this
+// path.
 constexpr int64_t kDecodeMaxQueries = 4;
 
-bool UseDecodePath(const Problem& p);
 void ForwardDecode(const Problem& p, ThreadPool& pool);
 
 }  // namespace swa::attention::cpu

@@ -8,7 +8,7 @@
 
 #include "common/dtype.h"
 
-namespace swa::model {
+namespace swa::ops {
 
 struct RopeSpec {
   double theta = 10000.0;  // frequency base
@@ -41,4 +41,4 @@ void RotateRow(const RopeAngles& angles, float* x);
 void RotateHeads(const RopeAngles& angles, DType dtype, int64_t heads, int64_t head_dim, const void* src,
                  int64_t src_stride, void* dst, int64_t dst_stride, float* row);
 
-}  // namespace swa::model
+}  // namespace swa::ops

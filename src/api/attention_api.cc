@@ -1,8 +1,8 @@
-// The C ABI entry points: validate everything, then dispatch.
+// The C ABI of attention: validate (which translates the C structs into a Problem), hand
+// the problem to the internal entry, and turn exceptions into return codes.
 #include <cstring>
 
-#include "attention/cpu/backward.h"
-#include "attention/cpu/forward.h"
+#include "attention/entry.h"
 #include "attention/validate.h"
 #include "common/parallel.h"
 #include "common/error.h"
@@ -26,7 +26,7 @@ SWA_API int swa_attention_forward(const swa_attention_params* p, const swa_tenso
                                   float* lse) {
   return swa::GuardCall([&] {
     const auto vp = swa::attention::ValidateForward(p, q, k, v, out, lse);
-    swa::attention::cpu::Forward(vp->problem, swa::ThreadPool::Default());
+    swa::attention::Forward(vp->problem, swa::ThreadPool::Default());
   });
 }
 
@@ -38,7 +38,7 @@ SWA_API int swa_attention_backward(const swa_attention_params* p, const swa_tens
   return swa::GuardCall([&] {
     swa::attention::BackwardTensors grads;
     const auto vp = swa::attention::ValidateBackward(p, q, k, v, out, lse, dout, dq, dk, dv, dsink, &grads);
-    swa::attention::cpu::Backward(vp->problem, grads, swa::ThreadPool::Default());
+    swa::attention::Backward(vp->problem, grads, swa::ThreadPool::Default());
   });
 }
 

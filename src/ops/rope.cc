@@ -1,9 +1,9 @@
-#include "model/rope.h"
+#include "ops/rope.h"
 
 #include <cmath>
 #include <cstring>
 
-namespace swa::model {
+namespace swa::ops {
 
 RopeAngles::RopeAngles(const RopeSpec& spec) : spec_(spec) {
   const int64_t half = spec.dims / 2;
@@ -44,4 +44,4 @@ void RotateHeads(const RopeAngles& angles, DType dtype, int64_t heads, int64_t h
   }
 }
 
-}  // namespace swa::model
+}  // namespace swa::ops

@@ -1,11 +1,16 @@
-// The C ABI of the KV cache: check the handle, then hand over to KvCache, turning
-// exceptions into return codes (common/error.h).
+// The C ABI of the KV cache: check the handle, then hand over to KvCache (which
+// translates the C structs), turning exceptions into return codes (common/error.h).
 #include <cstring>
 
 #include "cache/cache_file.h"
 #include "cache/kv_cache.h"
 #include "common/error.h"
 #include "swa/swa.h"
+
+// The opaque C handle.
+struct swa_kv_cache {
+  std::unique_ptr<swa::cache::KvCache> impl;
+};
 
 namespace {
 
