@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# The tests: install what is needed, build, run every test; then build again with
-# AddressSanitizer + UndefinedBehaviorSanitizer and run every test under them.
+# The tests: install what is needed, build, run every test; build again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and run every test under them (the Python
+# checks with the sanitizer runtime preloaded); build the threaded tests with
+# ThreadSanitizer and run them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
+start=$SECONDS
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=Release
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
-"$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWA_SANITIZE=ON
+echo "== release build and tests: $((SECONDS - start)) s"
+"$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWA_SANITIZE=address
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs")
+echo "== + address/undefined sanitizers: $((SECONDS - start)) s"
+# The code that runs on several threads: the thread pool under every kernel, the
+# backward's ordered dQ commits, the decode path's split-KV merge, batched cache streams.
+threaded=(forward_test backward_test ordered_commits_test cache_stream_test cache_batch_test)
+cmake -S "$root" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWA_SANITIZE=thread >/dev/null
+cmake --build "$root/build-tsan" -j "$jobs" --target "${threaded[@]}"
+(cd "$root/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  ctest --output-on-failure -j "$jobs" -R 'ThreadCount|OrderedCommits|CacheStream|CacheBatch')
+echo "== + thread sanitizer: $((SECONDS - start)) s"

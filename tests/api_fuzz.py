@@ -3,7 +3,7 @@
 
 Every spoiled call must return a negative code with a message from swa_last_error(),
 leave every output byte as it was, and not crash. The changes are ones the contract
-(DESIGN.md section 2) names as invalid: NULL pointers, shapes, strides, dtypes, devices,
+(docs/ATTENTION.md) names as invalid: NULL pointers, shapes, strides, dtypes, devices,
 GQA divisibility, cu_seqlens, window and rule values, head_dim limits, sizes whose
 products overflow. Usage: api_fuzz.py path/to/libswa.so [calls [seed]]
 """

@@ -1,5 +1,5 @@
 // The oracle backward against central finite differences of a forward written here,
-// in double, straight from DESIGN.md section 1 (visibility from tests/contract.h, not
+// in double, straight from docs/ATTENTION.md (visibility from tests/contract.h, not
 // from the library's rule). The loss is sum(out * dout); every element of q, k, v and
 // every sink logit is perturbed in turn, so the check covers the whole gradient.
 #include <gtest/gtest.h>

@@ -5,7 +5,7 @@ Streams of random chunks are appended and attended (`swa_kv_cache_append` then
 `swa_kv_cache_attend`, at most max_chunk queries a call), several streams interleaved,
 with the ring wrapping many times; a stream is saved and restored half way. Each attend
 must equal the contract's attention of its queries against every key the stream has
-seen (DESIGN.md section 1, bottom-right aligned), computed by contract_check.reference
+seen (docs/ATTENTION.md, bottom-right aligned), computed by contract_check.reference
 in numpy float64: nothing of libswa's forward is used as the reference.
 Usage: cache_check.py path/to/libswa.so [layers [seed]]
 """

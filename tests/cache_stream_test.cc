@@ -1,5 +1,5 @@
-// A stream fed to the KV cache chunk by chunk gives the outputs of swa_attention_forward
-// over the whole sequence (which is itself tested against the oracle), across many
+// A stream fed to the KV cache chunk by chunk gives the outputs of the double-precision
+// oracle over the whole sequence, across many
 // wrap-arounds of the ring, for every chunk size, window, sink setting, GQA shape and
 // dtype; and the cache holds exactly the keys and values it should.
 #include <gtest/gtest.h>
@@ -323,11 +323,7 @@ TEST(CacheStreamTest, PositionsNearTheLimit) {
     EXPECT_EQ(cache.Positions(0), int64_t{1} << 40);
     // The reference: the real tokens rotated at their absolute positions.
     auto rq = Rotated(data.q, s.Rope(), filler), rk = Rotated(data.k, s.Rope(), filler);
-    Outputs want{std::make_unique<GuardedTensor>(c.dtype, 1, c.lq, c.hq, c.dim, Layout::kContiguous),
-                 std::vector<float>(c.hq * c.lq)};
-    ASSERT_EQ(swa_attention_forward(&data.params(), &rq->view(), &rk->view(), &data.v.view(), &want.out->view(),
-                                    want.lse.data()),
-              0);
+    const Outputs want = Oracle(data.params(), rq->view(), rk->view(), data.v.view());
     const RowErrors e = CompareRows(*got.out, got.lse, *want.out, want.lse, c.left, c.lq - c.left);
     EXPECT_LE(e.out, StreamTolerance(t)) << s.Name();
     EXPECT_LE(e.lse, harness::kLseTolerance) << s.Name();
@@ -399,14 +395,9 @@ TEST(CacheStreamTest, CacheRelativePositions) {
         rk = Rotated(ck, s.Rope(), 0);
         rq = Rotated(cq, s.Rope(), lk - t);
       }
-      GuardedTensor want(c.dtype, 1, t, c.hq, c.dim, Layout::kContiguous);
-      std::vector<float> want_lse(c.hq * t);
-      ASSERT_EQ(
-          swa_attention_forward(&data.params(), s.rope ? &rq->view() : &cq.view(),
-                                s.rope ? &rk->view() : &ck.view(), &cv.view(), &want.view(), want_lse.data()),
-          0)
-          << swa_last_error();
-      const RowErrors e = CompareRows(out, lse, want, want_lse, 0, t);
+      const Outputs want = Oracle(data.params(), s.rope ? rq->view() : cq.view(), s.rope ? rk->view() : ck.view(),
+                                  cv.view());
+      const RowErrors e = CompareRows(out, lse, *want.out, want.lse, 0, t);
       worst = std::max(worst, e.out);
       ASSERT_LE(e.out, StreamTolerance(c.dtype)) << s.Name() << " at position " << pos;
       ASSERT_LE(e.lse, harness::kLseTolerance) << s.Name() << " at position " << pos;
@@ -472,19 +463,70 @@ TEST(CacheStreamTest, RightWindowsSeeOnlyAppendedKeys) {
     for (int64_t pos = 0, step = 0; pos < c.lq; ++step) {
       const int64_t t = std::min<int64_t>(1 + step % s.max_chunk, c.lq - pos);
       cache.Append(3, Rows(data.k, pos, t), Rows(data.v, pos, t));
-      GuardedTensor out(c.dtype, 1, t, c.hq, c.dim, Layout::kContiguous),
-          want(c.dtype, 1, t, c.hq, c.dim, Layout::kContiguous);
-      std::vector<float> lse(c.hq * t), want_lse(c.hq * t);
+      GuardedTensor out(c.dtype, 1, t, c.hq, c.dim, Layout::kContiguous);
+      std::vector<float> lse(c.hq * t);
       cache.Attend(3, Rows(data.q, pos, t), out.view(), lse.data());
       pos += t;
       const swa_tensor q = Rows(s.rope ? *rq : data.q, pos - t, t);
       const swa_tensor k = Rows(s.rope ? *rk : data.k, 0, pos), v = Rows(data.v, 0, pos);
-      ASSERT_EQ(swa_attention_forward(&data.params(), &q, &k, &v, &want.view(), want_lse.data()), 0);
-      const RowErrors e = CompareRows(out, lse, want, want_lse, 0, t);
+      const Outputs want = Oracle(data.params(), q, k, v);
+      const RowErrors e = CompareRows(out, lse, *want.out, want.lse, 0, t);
       ASSERT_LE(e.out, StreamTolerance(c.dtype)) << s.Name() << " at " << pos;
       ASSERT_LE(e.lse, harness::kLseTolerance);
     }
   }
+}
+
+// append_attend of more than max_chunk positions under a rule that shows queries later
+// keys: a ring cannot keep every key those queries see, so it refuses the call and
+// changes nothing; a growing cache gives what append then attend gives, which is the
+// oracle over the whole sequence.
+TEST(CacheStreamTest, AppendAttendBeyondMaxChunkUnderARuleThatSeesLaterKeys) {
+  Stream s;
+  AttnCase& c = s.c;
+  c.hq = 2;
+  c.hkv = 1;
+  c.dim = 16;
+  c.left = 6;
+  c.right = 3;
+  c.lq = c.lk = 40;
+  s.max_chunk = 4;
+  CaseData ring_data(c);
+  KvCache ring(s.Config(ring_data));
+  ring.AddSequence(0);
+  GuardedTensor out(c.dtype, 1, c.lq, c.hq, c.dim, Layout::kContiguous);
+  std::vector<float> lse(c.hq * c.lq);
+  swa_tensor out10 = Rows(out, 0, 10), out4 = Rows(out, 0, 4);
+  try {
+    ring.AppendAttend(0, Rows(ring_data.q, 0, 10), Rows(ring_data.k, 0, 10), Rows(ring_data.v, 0, 10), out10,
+                      lse.data());
+    ADD_FAILURE() << "a ring accepted append_attend of 10 > max_chunk positions with a right window";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds max_chunk 4"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(ring.Positions(0), 0);
+  // Within max_chunk the same call is fine.
+  ring.AppendAttend(0, Rows(ring_data.q, 0, 4), Rows(ring_data.k, 0, 4), Rows(ring_data.v, 0, 4), out4,
+                    lse.data());
+  EXPECT_EQ(ring.Positions(0), 4);
+
+  c.left = -1;  // unbounded: the cache grows
+  CaseData data(c);
+  KvCache growing(s.Config(data)), reference(s.Config(data));
+  growing.AddSequence(0);
+  reference.AddSequence(0);
+  EXPECT_EQ(growing.Stats().capacity, -1);
+  Outputs got = EmptyOutputs(c), want_split = EmptyOutputs(c);
+  growing.AppendAttend(0, data.q.view(), data.k.view(), data.v.view(), got.out->view(), got.lse.data());
+  reference.Append(0, data.k.view(), data.v.view());
+  reference.Attend(0, data.q.view(), want_split.out->view(), want_split.lse.data());
+  const RowErrors same = CompareRows(*got.out, got.lse, *want_split.out, want_split.lse, 0, c.lq);
+  EXPECT_EQ(same.out, 0.0);
+  EXPECT_EQ(same.lse, 0.0);
+  const Outputs want = WholeSequenceReference(s, data);
+  const RowErrors e = CompareRows(*got.out, got.lse, *want.out, want.lse, 0, c.lq);
+  EXPECT_LE(e.out, StreamTolerance(c.dtype));
+  EXPECT_LE(e.lse, harness::kLseTolerance);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Shared by the KV cache tests: a random stream (a whole sequence of q, k, v), the
-// reference output of swa_attention_forward over the whole sequence, and a driver that
-// feeds the stream to a cache chunk by chunk.
+// double-precision oracle's output over the whole sequence, and a driver that feeds the
+// stream to a cache chunk by chunk.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "attention/reference.h"
+#include "attention/validate.h"
 #include "harness/attention_case.h"
 #include "ops/rope.h"
 #include "swa/kv_cache.hpp"
@@ -83,23 +85,35 @@ struct Outputs {
   std::vector<float> lse;  // [hq, length]
 };
 
-// swa_attention_forward over the whole sequence (q, k rotated at their absolute
-// positions when the stream uses RoPE).
-inline Outputs WholeSequenceReference(const Stream& s, CaseData& data) {
-  const AttnCase& c = s.c;
+// The double-precision oracle's out (rounded to f32) and lse of attention over q, k, v
+// of batch 1 under `params`.
+inline Outputs Oracle(const swa_attention_params& params, const swa_tensor& q, const swa_tensor& k,
+                      const swa_tensor& v) {
+  const int64_t lq = q.shape[1], hq = q.shape[2], dim = q.shape[3];
   Outputs r;
-  r.out = std::make_unique<GuardedTensor>(c.dtype, 1, c.lq, c.hq, c.dim, Layout::kContiguous);
-  r.lse.assign(c.hq * c.lq, 0.0f);
+  r.out = std::make_unique<GuardedTensor>(DType::kF32, 1, lq, hq, dim, Layout::kContiguous);
+  r.lse.assign(hq * lq, 0.0f);
+  // The oracle reads a problem built by the validation (which writes nothing).
+  GuardedTensor unused_out(static_cast<DType>(q.dtype), 1, lq, hq, dim, Layout::kContiguous);
+  const auto vp = attention::ValidateForward(&params, &q, &k, &v, &unused_out.view(), nullptr);
+  const attention::ReferenceForwardResult ref = attention::ReferenceForward(vp->problem);
+  for (int64_t l = 0; l < lq; ++l)
+    for (int64_t h = 0; h < hq; ++h)
+      for (int64_t e = 0; e < dim; ++e) r.out->Set(0, l, h, e, static_cast<float>(ref.out[(l * hq + h) * dim + e]));
+  for (int64_t i = 0; i < hq * lq; ++i) r.lse[i] = static_cast<float>(ref.lse[i]);
+  return r;
+}
+
+// The oracle over the whole sequence (q, k rotated at their absolute positions when the
+// stream uses RoPE).
+inline Outputs WholeSequenceReference(const Stream& s, CaseData& data) {
   std::unique_ptr<GuardedTensor> q, k;
   if (s.rope) {
     q = Rotated(data.q, s.Rope(), 0);
     k = Rotated(data.k, s.Rope(), 0);
   }
-  const int rc = swa_attention_forward(&data.params(), s.rope ? &q->view() : &data.q.view(),
-                                       s.rope ? &k->view() : &data.k.view(), &data.v.view(), &r.out->view(),
-                                       r.lse.data());
-  EXPECT_EQ(rc, 0) << swa_last_error();
-  return r;
+  return Oracle(data.params(), s.rope ? q->view() : data.q.view(), s.rope ? k->view() : data.k.view(),
+                data.v.view());
 }
 
 // Max |got - want| / max(1, max |want|) over rows [row0, row0 + count), and the lse
@@ -167,8 +181,8 @@ inline Outputs EmptyOutputs(const AttnCase& c) {
   return r;
 }
 
-// The tolerance of an output compared with the whole-sequence forward: f32 2e-5; the
-// 16-bit types allow one rounding of the output either way (the forward's tolerance).
+// The tolerance of an output compared with the whole-sequence oracle: f32 2e-5; the
+// 16-bit types allow one rounding of the output (the forward's tolerance).
 inline double StreamTolerance(DType t) { return harness::ForwardTolerance(t); }
 
 }  // namespace swa::testing

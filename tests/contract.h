@@ -1,4 +1,4 @@
-// DESIGN.md section 1, written out literally and independently of src/attention/rule.*,
+// docs/ATTENTION.md, written out literally and independently of src/attention/rule.*,
 // so that the library's rule and schedule are checked against the text of the contract.
 #pragma once
 

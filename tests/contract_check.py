@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""An independent check of libswa against DESIGN.md section 1, through the C ABI.
+"""An independent check of libswa against docs/ATTENTION.md, through the C ABI.
 
 The rule, scores, softmax, lse and gradients are written here again from the contract
 text, in numpy float64 with dense per-row loops, sharing no code with the C++ oracle.

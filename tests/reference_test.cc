@@ -21,7 +21,7 @@ struct Dense {
   std::vector<long double> out, lse;
 };
 
-// Straight from DESIGN.md section 1, one sequence and head at a time.
+// Straight from docs/ATTENTION.md, one sequence and head at a time.
 Dense DenseForward(CaseData& data) {
   const AttnCase& c = data.spec();
   const swa_attention_params& prm = data.params();

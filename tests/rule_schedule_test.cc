@@ -3,6 +3,7 @@
 // holds only visible pairs.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "attention/rule.h"
@@ -137,6 +138,77 @@ TEST(RuleTest, HugeWindowsActAsUnbounded) {
         EXPECT_TRUE(wide.Visible(i, j));
         EXPECT_TRUE(chunked.Visible(i, j));
       }
+    }
+  }
+}
+
+// The brute-force local band of the contract: the oldest key j >= p - 300 that passes the
+// window or chunk test of a query at absolute position p (keys unclipped, no causality).
+int64_t OldestLocalByContract(const ContractRule& c, int64_t p) {
+  for (int64_t j = p - 300; j <= p + 300; ++j) {
+    bool local;
+    if (c.chunk > 0) {
+      const int64_t chunk = static_cast<int64_t>(std::floor(static_cast<double>(p) / static_cast<double>(c.chunk)));
+      local = j >= chunk * c.chunk - c.overlap && j <= (chunk + 1) * c.chunk - 1 + c.overlap;
+    } else {
+      local = (c.left < 0 || j >= p - c.left) && (c.right < 0 || j <= p + c.right);
+    }
+    if (local) return j;
+  }
+  return INT64_MIN;
+}
+
+TEST(RuleTest, LocalReachAndOldestLocalKeyMatchContract) {
+  for (RuleCase r : RandomRuleCases(2000, 7)) {
+    if (r.c.chunk == 0 && r.c.right >= 0 && r.c.right < r.c.left) r.c.right = r.c.left;  // a non-empty band
+    const MaskSpec m = [&] {
+      MaskSpec spec;
+      spec.causal = r.c.causal;
+      spec.chunk_size = r.c.chunk;
+      spec.chunk_overlap = r.c.overlap;
+      return spec;
+    }();
+    const HeadWindow w{r.c.left, r.c.right};
+    const int64_t reach = LocalReach(m, w);
+    if (r.c.chunk == 0 && r.c.left < 0) {
+      EXPECT_EQ(reach, BandRule::kPosInf) << r.Name();
+      continue;
+    }
+    int64_t brute = 0;
+    for (int64_t p = 0; p < 40; ++p) {
+      const int64_t oldest = OldestLocalByContract(r.c, p);
+      ASSERT_EQ(OldestLocalKey(m, &w, 1, p), oldest) << r.Name() << " p=" << p;
+      brute = std::max(brute, p - oldest);
+    }
+    EXPECT_EQ(reach, brute) << r.Name();
+  }
+  // Several heads: the oldest of their oldest keys.
+  MaskSpec m;
+  const HeadWindow heads[3] = {{4, 0}, {9, 0}, {2, 3}};
+  EXPECT_EQ(OldestLocalKey(m, heads, 3, 100), 91);
+}
+
+TEST(RuleTest, SeesLaterKeysWhenTheContractShowsALaterKey) {
+  for (RuleCase r : RandomRuleCases(3000, 8)) {
+    r.c.framed = false;
+    r.c.lq = r.c.lk = 30;
+    std::vector<HeadWindow> w = {{r.c.left, r.c.right}};
+    MaskSpec m;
+    m.causal = r.c.causal;
+    m.chunk_size = r.c.chunk;
+    m.chunk_overlap = r.c.overlap;
+    m.sink_tokens = r.c.sinks;
+    m.global_tokens = r.c.globals.empty() ? nullptr : r.c.globals.data();
+    m.num_global_tokens = static_cast<int64_t>(r.c.globals.size());
+    bool later = false;
+    for (int64_t i = 0; i < r.c.lq; ++i)
+      for (int64_t j = i + 1; j < r.c.lk; ++j) later |= r.c.Visible(i, j);
+    if (later) {
+      EXPECT_TRUE(SeesLaterKeys(m, w.data(), 1)) << r.Name();
+    }
+    // Plain windows: exactly when some later key is visible.
+    if (r.c.chunk == 0 && r.c.globals.empty()) {
+      EXPECT_EQ(SeesLaterKeys(m, w.data(), 1), later) << r.Name();
     }
   }
 }

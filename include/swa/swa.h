@@ -1,4 +1,4 @@
-/* swa — sliding-window attention engine. Plain C ABI (see shared/DESIGN.md, section 2).
+/* swa — sliding-window attention engine. Plain C ABI; the contract is docs/ATTENTION.md.
  *
  * Layout is FlashAttention's BSHD: q [B, Lq, Hq, D], k and v [B, Lk, Hkv, D],
  * out [B, Lq, Hq, D], lse [B, Hq, Lq] (float32). Strides are in elements and the last
@@ -127,9 +127,12 @@ typedef struct {
   int64_t              max_positions;  /* per sequence; appending past it fails (0 = none) */
   int64_t              page_tokens;    /* rows per page of a growing cache (0 => 1024) */
   swa_position_mode    position_mode;
+  /* RoPE applied by the cache, "rotate half" layout (GPT-NeoX, Hugging Face Llama): with
+     R = rope_dims, pair (x[i], x[i + R/2]) for i < R/2 turns by position * theta^(-2i/R);
+     elements R.. pass through (partial rotary). See docs/KV_CACHE.md. */
   int                  rope;           /* 0: no rotation (the caller's q, k are used as is) */
   float                rope_theta;     /* 0 => 10000 */
-  int64_t              rope_dims;      /* rotated elements per head, even; 0 => head_dim
+  int64_t              rope_dims;      /* R: rotated elements per head, even; 0 => head_dim
                                           (head_dim - 1 when odd) */
 } swa_kv_cache_config;
 

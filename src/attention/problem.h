@@ -30,7 +30,7 @@ struct Sequence {
   int64_t lk = 0;
 };
 
-// The head-independent part of the visibility rule (DESIGN.md section 1).
+// The head-independent part of the visibility rule (docs/ATTENTION.md).
 struct MaskSpec {
   bool causal = false;
   int64_t chunk_size = 0, chunk_overlap = 0;

@@ -1,4 +1,4 @@
-// The oracle: DESIGN.md section 1 as plain loops with double accumulation. Every fast
+// The oracle: docs/ATTENTION.md as plain loops with double accumulation. Every fast
 // path is tested against it. It is slow on purpose (O(Lq * Lk * D) per head, no
 // blocking, no schedule): it evaluates the visibility rule for every pair.
 #pragma once

@@ -91,7 +91,9 @@ int64_t OldestLocalKey(const MaskSpec& mask, const HeadWindow* windows, int64_t 
 
 bool SeesLaterKeys(const MaskSpec& mask, const HeadWindow* windows, int64_t heads) {
   if (mask.causal) return false;
-  if (mask.chunk_size > 0 || mask.num_global_tokens > 0) return true;
+  // Chunks and global tokens show later keys; so do sink tokens 1.. to the queries
+  // before them.
+  if (mask.chunk_size > 0 || mask.num_global_tokens > 0 || mask.sink_tokens > 1) return true;
   for (int64_t h = 0; h < heads; ++h) {
     if (windows[h].right != 0) return true;
   }

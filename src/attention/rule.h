@@ -1,4 +1,4 @@
-// The visibility rule of DESIGN.md section 1 for one head of one sequence.
+// The visibility rule of docs/ATTENTION.md for one head of one sequence.
 //
 // Query row i sits at key position p = i + (Lk - Lq) (bottom-right alignment). Key j
 // is visible to row i iff
@@ -85,7 +85,7 @@ int64_t LocalReach(const MaskSpec& mask, HeadWindow window);
 int64_t OldestLocalKey(const MaskSpec& mask, const HeadWindow* windows, int64_t heads, int64_t position);
 
 // Whether some query may see a key at a later position than its own: not causal, and a
-// head with a right window other than 0, chunks, or global tokens.
+// head with a right window other than 0, chunks, global tokens or more than one sink.
 bool SeesLaterKeys(const MaskSpec& mask, const HeadWindow* windows, int64_t heads);
 
 // Number of visible (query, key) pairs of one head of one sequence, exactly, from the

@@ -68,7 +68,7 @@ struct CaseResult {
   std::string Describe() const;
 };
 
-// Relative error allowed against the oracle (DESIGN.md / issue: f32 2e-5, f16 2e-3,
+// Relative error allowed against the oracle (f32 2e-5, f16 2e-3,
 // bf16 1.6e-2), and for the lse (always float32 arithmetic).
 double ForwardTolerance(DType dtype);
 constexpr double kLseTolerance = 1e-4;

@@ -1,5 +1,5 @@
 // The sweeps of the contract shared by the forward and backward tests (and any other
-// mode that takes an AttnCase): one list per dimension of DESIGN.md section 1. Lengths
+// mode that takes an AttnCase): one list per dimension of docs/ATTENTION.md. Lengths
 // above 256 make the backward cross its key segments; 1025 crosses many blocks.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The CPU backward (DESIGN.md section 1, "Backward") in the FlashAttention-2 manner,
+// The CPU backward (docs/ATTENTION.md, "The backward") in the FlashAttention-2 manner,
 // compiled for every Highway target and dispatched at run time.
 //
 // Per visible pair (i, j) of query head h, with x = scale q_i.k_j and s the final score
