@@ -141,6 +141,12 @@ TEST_P(BackwardTest, EmptyShapesAreValid) {
   for (const AttnCase& c : harness::EmptyShapeCases()) ExpectPasses(c);
 }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+
 TEST_P(BackwardTest, ResultsDoNotDependOnThreadCount) {
   std::vector<AttnCase> cases;
   AttnCase c;
@@ -178,9 +184,11 @@ TEST_P(BackwardTest, ResultsDoNotDependOnThreadCount) {
     for (int threads : {1, 2, 3}) {
       AttnCase t = base;
       t.threads = threads;
-      // The oracle checks the 1-thread run; the others must match it bit for bit.
+      // The oracle checks the 1-thread run; the others must match it bit for bit. Under
+      // ThreadSanitizer, which makes the oracle's plain loops 100x slower, the other
+      // builds' runs of this test check it instead.
       BackwardOptions options;
-      options.check_oracle = threads == 1;
+      options.check_oracle = threads == 1 && !kThreadSanitizer;
       const BackwardResult r = RunBackwardCase(t, options);
       ASSERT_TRUE(r.Passed()) << t.Name() << ": " << r.Describe();
       if (threads == 1) {

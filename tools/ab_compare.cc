@@ -2,8 +2,9 @@
 // change on a machine whose speed drifts: the two libraries run alternately, so a slow
 // spell touches both, and each side reports its best run.
 //
-//   swa_ab OLD.so NEW.so forward|backward N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]
+//   swa_ab OLD.so NEW.so forward|backward|decode N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]
 //
+// decode: one query row against N keys (a decode step; the forward's decode kernel).
 // Batch 1, causal window (W - 1, 0) (W = -1: full causal); defaults D 128, f32, 10 reps,
 // 8 query heads, as many kv heads.
 // Prints both best times and NEW/OLD. The two files must be different paths (copy one
@@ -80,13 +81,18 @@ struct Tensor {
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: %s OLD.so NEW.so forward|backward N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]\n",
+    std::fprintf(stderr, "usage: %s OLD.so NEW.so forward|backward|decode N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]\n",
                  argv[0]);
     return 2;
   }
   Library lib[2];
   if (!Open(argv[1], &lib[0]) || !Open(argv[2], &lib[1])) return 2;
-  const bool backward = std::string(argv[3]) == "backward";
+  const std::string mode = argv[3];
+  if (mode != "forward" && mode != "backward" && mode != "decode") {
+    std::fprintf(stderr, "mode must be forward, backward or decode, got %s\n", argv[3]);
+    return 2;
+  }
+  const bool backward = mode == "backward";
   const int64_t n = std::atoll(argv[4]), window = std::atoll(argv[5]);
   const int64_t dim = argc > 6 ? std::atoll(argv[6]) : 128;
   const std::string dtype_name = argc > 7 ? argv[7] : "f32";
@@ -94,10 +100,11 @@ int main(int argc, char** argv) {
   const int reps = argc > 8 ? std::atoi(argv[8]) : 10;
   const int64_t heads = argc > 9 ? std::atoll(argv[9]) : 8, kv_heads = argc > 10 ? std::atoll(argv[10]) : heads;
   std::mt19937 rng(1);
-  Tensor q(dtype, n, heads, dim, &rng), k(dtype, n, kv_heads, dim, &rng), v(dtype, n, kv_heads, dim, &rng);
-  Tensor out(dtype, n, heads, dim, &rng), dout(dtype, n, heads, dim, &rng);
-  Tensor dq(dtype, n, heads, dim, &rng), dk(dtype, n, kv_heads, dim, &rng), dv(dtype, n, kv_heads, dim, &rng);
-  std::vector<float> lse(static_cast<size_t>(n * heads));
+  const int64_t lq = mode == "decode" ? 1 : n;  // query rows
+  Tensor q(dtype, lq, heads, dim, &rng), k(dtype, n, kv_heads, dim, &rng), v(dtype, n, kv_heads, dim, &rng);
+  Tensor out(dtype, lq, heads, dim, &rng), dout(dtype, lq, heads, dim, &rng);
+  Tensor dq(dtype, lq, heads, dim, &rng), dk(dtype, n, kv_heads, dim, &rng), dv(dtype, n, kv_heads, dim, &rng);
+  std::vector<float> lse(static_cast<size_t>(lq * heads));
   swa_attention_params p;
   lib[0].init(&p);
   p.causal = 1;
