@@ -48,7 +48,9 @@ TEST(CheckpointTest, F32RoundTripIsBitExact) {
     const Checkpoint back = LoadCheckpoint(path);
     EXPECT_TRUE(back.config == configs[k]) << k;
     ASSERT_EQ(back.params.size(), params.size());
-    for (size_t i = 0; i < params.size(); ++i) ASSERT_EQ(Bits(back.params[i]), Bits(params[i])) << k << " " << i;
+    for (size_t i = 0; i < params.size(); ++i) {
+      ASSERT_EQ(Bits(back.params[i]), Bits(params[i])) << k << " " << i;
+    }
   }
 }
 
@@ -122,13 +124,23 @@ TEST(CheckpointTest, ErrorsNameTheFileAndTheTensor) {
   const Case cases[] = {
       {meta, keep, ""},
       {{{"format", "pt"}}, keep, "no model config (__metadata__[\"config\"] is missing)"},
-      {{{"config", "{\"vocab_size\": 259"}}, keep, "invalid model config in __metadata__[\"config\"]: config: invalid JSON"},
-      {{{"config", broken}}, keep, "invalid model config in __metadata__[\"config\"]: head_dim (7) must be even"},
+      {{{"config", "{\"vocab_size\": 259"}},
+       keep,
+       "invalid model config in __metadata__[\"config\"]: config: invalid JSON"},
+      {{{"config", broken}},
+       keep,
+       "invalid model config in __metadata__[\"config\"]: head_dim (7) must be even"},
       {meta, [](auto& t) { t.erase(t.begin() + 3); },
        "missing tensor \"model.layers.0.self_attn.k_proj.weight\" (shape [16, 32])"},
-      {meta, [](auto& t) { t[2].shape = {32, 48}; },
+      {meta,
+       [](auto& t) {
+         t[2].shape = {32, 48};
+       },
        "tensor \"model.layers.0.self_attn.q_proj.weight\" has shape [32, 48], the config needs [48, 32]"},
-      {meta, [&](auto& t) { t.push_back({"lm_head.weight", StoredDType::kF32, {4}, extra.data()}); },
+      {meta,
+       [&](auto& t) {
+         t.push_back({"lm_head.weight", StoredDType::kF32, {4}, extra.data()});
+       },
        "unexpected tensor \"lm_head.weight\""},
   };
   for (const Case& k : cases) {

@@ -117,11 +117,24 @@ TEST(ModelConfigTest, JsonRoundTripsExactly) {
 
 TEST(ModelConfigTest, WritesKeysInTheDesignOrder) {
   const std::string text = ConfigToJson(ParseConfig(kMinimalJson));
-  const char* keys[] = {"\"vocab_size\"", "\"hidden_size\"", "\"num_hidden_layers\"", "\"num_attention_heads\"",
-                        "\"num_key_value_heads\"", "\"head_dim\"", "\"intermediate_size\"", "\"rms_norm_eps\"",
-                        "\"rope_theta\"", "\"tie_word_embeddings\"", "\"final_logit_softcapping\"",
-                        "\"layers\"", "\"windows\"", "\"sink_tokens\"", "\"learned_sinks\"",
-                        "\"attn_logit_softcapping\"", "\"alibi\"", "\"gated_fusion\""};
+  const char* keys[] = {"\"vocab_size\"",
+                        "\"hidden_size\"",
+                        "\"num_hidden_layers\"",
+                        "\"num_attention_heads\"",
+                        "\"num_key_value_heads\"",
+                        "\"head_dim\"",
+                        "\"intermediate_size\"",
+                        "\"rms_norm_eps\"",
+                        "\"rope_theta\"",
+                        "\"tie_word_embeddings\"",
+                        "\"final_logit_softcapping\"",
+                        "\"layers\"",
+                        "\"windows\"",
+                        "\"sink_tokens\"",
+                        "\"learned_sinks\"",
+                        "\"attn_logit_softcapping\"",
+                        "\"alibi\"",
+                        "\"gated_fusion\""};
   size_t last = 0;
   for (const char* key : keys) {
     const size_t at = text.find(key);
@@ -146,7 +159,8 @@ TEST(ModelConfigTest, RejectsUnknownKeysNamingThem) {
   EXPECT_NE(msg.find("unknown key \"windos\" in layers[0]"), std::string::npos) << msg;
   msg = ErrorOf([] { ParseConfig(ReplaceOnce(kMinimalJson, "\"head_dim\"", "\"head_dims\"")); });
   EXPECT_NE(msg.find("unknown key \"head_dims\""), std::string::npos) << msg;
-  msg = ErrorOf([] { ParseConfig(ReplaceOnce(kFullJson, "\"alibi\": true", "\"alibi\": true, \"sliding\": 1")); });
+  msg = ErrorOf(
+      [] { ParseConfig(ReplaceOnce(kFullJson, "\"alibi\": true", "\"alibi\": true, \"sliding\": 1")); });
   EXPECT_NE(msg.find("unknown key \"sliding\" in layers[1]"), std::string::npos) << msg;
 }
 
@@ -165,7 +179,8 @@ TEST(ModelConfigTest, RejectsMalformedJsonNamingTheField) {
        "hidden_size (18446744073709551615) does not fit"},
       {ReplaceOnce(m, "[[7, 0]", "[[7, 0, 1]"), "layers[0].windows[0] must be a [left, right] pair"},
       {ReplaceOnce(m, "[[7, 0]", "[[7.5, 0]"), "layers[0].windows[0][0] must be an integer"},
-      {ReplaceOnce(m, "\"windows\": [[7, 0], [-1, 0]]", "\"windows\": 3"), "layers[0].windows must be a list"},
+      {ReplaceOnce(m, "\"windows\": [[7, 0], [-1, 0]]", "\"windows\": 3"),
+       "layers[0].windows must be a list"},
       {ReplaceOnce(m, "{\"windows\"", "{\"alibi\": 1, \"windows\""), "layers[0].alibi must be true or false"},
       {ReplaceOnce(m, "\"head_dim\": 4", "\"head_dim\": 4, \"rope_theta\": \"big\""),
        "rope_theta must be a number"},
@@ -207,15 +222,20 @@ TEST(ModelConfigTest, EachValidationRuleNamesTheFieldAndWhy) {
       {[](ModelConfig& c) { c.num_key_value_heads = 0; }, "num_key_value_heads (0) must be in [1,"},
       {[](ModelConfig& c) { c.head_dim = 512; }, "head_dim (512) must be in [1, 256]"},
       {[](ModelConfig& c) { c.intermediate_size = 0; }, "intermediate_size (0) must be in [1,"},
-      {[](ModelConfig& c) { c.layers[0].windows[3] = {-2, 0}; },
+      {[](ModelConfig& c) {
+         c.layers[0].windows[3] = {-2, 0};
+       },
        "layers[0].windows[3] = [-2, 0]: entries must be >= -1"},
-      {[](ModelConfig& c) { c.layers[1].windows[0] = {5, -3}; },
+      {[](ModelConfig& c) {
+         c.layers[1].windows[0] = {5, -3};
+       },
        "layers[1].windows[0] = [5, -3]: entries must be >= -1"},
       {[](ModelConfig& c) { c.rms_norm_eps = 0; }, "rms_norm_eps (0) must be finite and > 0"},
       {[](ModelConfig& c) { c.rms_norm_eps = NAN; }, "rms_norm_eps (nan) must be finite and > 0"},
       {[](ModelConfig& c) { c.rope_theta = 1.0; }, "rope_theta (1) must be finite and > 1"},
       {[](ModelConfig& c) { c.rope_theta = INFINITY; }, "rope_theta (inf) must be finite and > 1"},
-      {[](ModelConfig& c) { c.layers[0].rope_theta = 0.5; }, "layers[0].rope_theta (0.5) must be finite and > 1"},
+      {[](ModelConfig& c) { c.layers[0].rope_theta = 0.5; },
+       "layers[0].rope_theta (0.5) must be finite and > 1"},
       {[](ModelConfig& c) { c.final_logit_softcapping = -1; },
        "final_logit_softcapping (-1) must be finite and >= 0"},
       {[](ModelConfig& c) { c.layers[1].attn_logit_softcapping = INFINITY; },
@@ -237,7 +257,8 @@ TEST(ModelConfigTest, EachValidationRuleNamesTheFieldAndWhy) {
   for (LayerConfig& l : alibi.layers) l.alibi = true;
   EXPECT_NO_THROW(ValidateConfig(alibi));
   // ParseConfig validates: a bad value in the text is reported the same way.
-  const std::string msg = ErrorOf([] { ParseConfig(ReplaceOnce(kMinimalJson, "\"head_dim\": 4", "\"head_dim\": 33")); });
+  const std::string msg =
+      ErrorOf([] { ParseConfig(ReplaceOnce(kMinimalJson, "\"head_dim\": 4", "\"head_dim\": 33")); });
   EXPECT_NE(msg.find("head_dim (33) must be even for RoPE (layer 0 uses RoPE)"), std::string::npos) << msg;
 }
 

@@ -24,10 +24,14 @@
 namespace swa::testing {
 
 // A fresh directory under the test temp dir, removed with everything in it at the end.
+// In memory (/dev/shm, when there is one) asks for a RAM-backed directory, for tests that
+// rewrite a file thousands of times.
 class ScratchDir {
  public:
-  ScratchDir() {
-    std::string pattern = ::testing::TempDir() + "swa_model_io_XXXXXX";
+  enum class Place { kTempDir, kInMemory };
+  explicit ScratchDir(Place place = Place::kTempDir) {
+    const bool shm = place == Place::kInMemory && ::access("/dev/shm", W_OK) == 0;
+    std::string pattern = (shm ? std::string("/dev/shm/") : ::testing::TempDir()) + "swa_model_io_XXXXXX";
     path_ = ::mkdtemp(pattern.data()) ? pattern : "";
     EXPECT_FALSE(path_.empty()) << "mkdtemp failed";
   }

@@ -34,13 +34,14 @@ TEST(ModelPresetsTest, SharedFields) {
     EXPECT_EQ(c.rope_theta, 10000.0) << name;
     for (const LayerConfig& l : c.layers) EXPECT_FALSE(l.alibi) << name;
   }
-  EXPECT_EQ(PresetNames(), (std::vector<std::string>{"full", "uniform", "local_global", "banded_sinks",
-                                                     "mixed_gated"}));
+  EXPECT_EQ(PresetNames(),
+            (std::vector<std::string>{"full", "uniform", "local_global", "banded_sinks", "mixed_gated"}));
 }
 
 TEST(ModelPresetsTest, DefaultSizeHasAboutTenMillionParameters) {
   // V d + L (d + Hq D d + 2 Hkv D d + d Hq D + d + 3 F d) + d, tied: 99,456 + 6 * 1,573,632 + 384.
-  const int64_t want = 259 * 384 + 6 * (384 + 384 * 384 + 2 * 128 * 384 + 384 * 384 + 384 + 3 * 1024 * 384) + 384;
+  const int64_t want =
+      259 * 384 + 6 * (384 + 384 * 384 + 2 * 128 * 384 + 384 * 384 + 384 + 3 * 1024 * 384) + 384;
   EXPECT_EQ(want, 9541632);
   EXPECT_EQ(ParameterCount(Preset("uniform")), want);
   EXPECT_EQ(ParameterCount(Preset("full")), want);
@@ -102,9 +103,10 @@ TEST(ModelPresetsTest, BadNamesAndSizesAreErrors) {
     Preset("mistral");
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("unknown preset \"mistral\" (known presets: full, uniform, local_global, "
-                                         "banded_sinks, mixed_gated)"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("unknown preset \"mistral\" (known presets: full, uniform, local_global, "
+                                   "banded_sinks, mixed_gated)"),
+        std::string::npos)
         << e.what();
   }
   PresetSize two_heads;

@@ -1,10 +1,9 @@
 // WriteSafetensors replaces its target atomically: when the write fails part way, the
 // directory is not writable or the rename fails, the old file keeps its bytes, no
 // temporary file is left behind and the error names the path.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
-
-#include <gtest/gtest.h>
 
 #include "model/safetensors.h"
 #include "model_io_test_util.h"
@@ -70,7 +69,9 @@ TEST(SafetensorsAtomicTest, UnwritableDirectoryLeavesTheOldFile) {
     ASSERT_EQ(::seteuid(65534), 0);
   }
   const std::vector<float> v = {4, 5};
-  const std::string msg = ErrorOf([&] { WriteSafetensors(path, {}, {{"new", StoredDType::kF32, {2}, v.data()}}); });
+  const std::string msg = ErrorOf([&] {
+    WriteSafetensors(path, {}, {{"new", StoredDType::kF32, {2}, v.data()}});
+  });
   if (root) {
     ASSERT_EQ(::seteuid(0), 0);
   }
@@ -86,7 +87,9 @@ TEST(SafetensorsAtomicTest, FailedRenameRemovesTheTemporaryFile) {
   const std::string path = dir.File("taken");
   ASSERT_EQ(::mkdir(path.c_str(), 0755), 0);  // renaming a file over a directory fails
   const std::vector<float> v = {4, 5};
-  const std::string msg = ErrorOf([&] { WriteSafetensors(path, {}, {{"new", StoredDType::kF32, {2}, v.data()}}); });
+  const std::string msg = ErrorOf([&] {
+    WriteSafetensors(path, {}, {{"new", StoredDType::kF32, {2}, v.data()}});
+  });
   EXPECT_EQ(msg.find("cannot write " + path + ": cannot rename"), 0u) << msg;
   EXPECT_EQ(dir.List(), std::vector<std::string>{"taken"});
   EXPECT_TRUE(std::filesystem::is_directory(path));
@@ -96,7 +99,9 @@ TEST(SafetensorsAtomicTest, MissingDirectoryIsAnErrorNamingThePath) {
   ScratchDir dir;
   const std::string path = dir.File("no/such/dir/model.safetensors");
   const std::vector<float> v = {4, 5};
-  const std::string msg = ErrorOf([&] { WriteSafetensors(path, {}, {{"new", StoredDType::kF32, {2}, v.data()}}); });
+  const std::string msg = ErrorOf([&] {
+    WriteSafetensors(path, {}, {{"new", StoredDType::kF32, {2}, v.data()}});
+  });
   EXPECT_EQ(msg.find("cannot write " + path), 0u) << msg;
   EXPECT_TRUE(dir.List().empty());
 }

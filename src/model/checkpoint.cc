@@ -16,7 +16,8 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-void SaveCheckpoint(const std::string& path, const ModelConfig& config, const float* params, StoredDType dtype) {
+void SaveCheckpoint(const std::string& path, const ModelConfig& config, const float* params,
+                    StoredDType dtype) {
   if (dtype != StoredDType::kF32 && dtype != StoredDType::kBF16) {
     ThrowInvalid("cannot write " + path + ": checkpoints are stored as F32 or BF16, not " +
                  StoredDTypeName(dtype));
@@ -48,14 +49,18 @@ Checkpoint LoadCheckpoint(const std::string& path) {
   for (const ParamInfo& p : layout) {
     expected.insert(p.name);
     const TensorInfo* t = reader.Find(p.name);
-    if (t == nullptr) ThrowInvalid(path + ": missing tensor \"" + p.name + "\" (shape " + ShapeText(p.shape) + ")");
+    if (t == nullptr) {
+      ThrowInvalid(path + ": missing tensor \"" + p.name + "\" (shape " + ShapeText(p.shape) + ")");
+    }
     if (t->shape != p.shape) {
-      ThrowInvalid(path + ": tensor \"" + p.name + "\" has shape " + ShapeText(t->shape) + ", the config needs " +
-                   ShapeText(p.shape));
+      ThrowInvalid(path + ": tensor \"" + p.name + "\" has shape " + ShapeText(t->shape) +
+                   ", the config needs " + ShapeText(p.shape));
     }
   }
   for (const std::string& name : reader.names()) {
-    if (!expected.count(name)) ThrowInvalid(path + ": unexpected tensor \"" + name + "\" (not in the config's layout)");
+    if (!expected.count(name)) {
+      ThrowInvalid(path + ": unexpected tensor \"" + name + "\" (not in the config's layout)");
+    }
   }
   ckpt.params.assign(LayoutFloats(ckpt.config), 0.0f);
   for (const ParamInfo& p : layout) reader.ReadF32(p.name, ckpt.params.data() + p.offset, p.count);

@@ -15,7 +15,8 @@ namespace swa::model {
 // [LayoutFloats(config)]), stored as `dtype` (kF32, or kBF16 rounded to nearest even),
 // with metadata {"format": "pt", "config": ConfigToJson(config)}; Hugging Face's loader
 // rejects files without "format". Atomic, as WriteSafetensors.
-void SaveCheckpoint(const std::string& path, const ModelConfig& config, const float* params, StoredDType dtype);
+void SaveCheckpoint(const std::string& path, const ModelConfig& config, const float* params,
+                    StoredDType dtype);
 
 struct Checkpoint {
   ModelConfig config;

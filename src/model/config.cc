@@ -25,8 +25,8 @@ std::string Num(float value) {
 
 void CheckSize(const char* field, int64_t value, int64_t max) {
   if (value < 1 || value > max) {
-    ThrowInvalid(std::string(field) + " (" + std::to_string(value) + ") must be in [1, " + std::to_string(max) +
-                 "]");
+    ThrowInvalid(std::string(field) + " (" + std::to_string(value) + ") must be in [1, " +
+                 std::to_string(max) + "]");
   }
 }
 
@@ -72,8 +72,9 @@ void ValidateLayer(const ModelConfig& c, int64_t i) {
 
 void ValidateConfig(const ModelConfig& c) {
   if (c.vocab_size < kMinVocab || c.vocab_size > kMaxVocab) {
-    ThrowInvalid("vocab_size (" + std::to_string(c.vocab_size) + ") must be in [" + std::to_string(kMinVocab) +
-                 ", " + std::to_string(kMaxVocab) + "] (bytes 0..255, BOS 256, EOS 257, PAD 258)");
+    ThrowInvalid("vocab_size (" + std::to_string(c.vocab_size) + ") must be in [" +
+                 std::to_string(kMinVocab) + ", " + std::to_string(kMaxVocab) +
+                 "] (bytes 0..255, BOS 256, EOS 257, PAD 258)");
   }
   CheckSize("hidden_size", c.hidden_size, kMaxHidden);
   CheckSize("num_hidden_layers", c.num_hidden_layers, kMaxLayers);

@@ -36,8 +36,8 @@ struct LayerConfig {
 };
 
 struct ModelConfig {
-  int64_t vocab_size = 0;           // V
-  int64_t hidden_size = 0;          // d
+  int64_t vocab_size = 0;   // V
+  int64_t hidden_size = 0;  // d
   int64_t num_hidden_layers = 0;
   int64_t num_attention_heads = 0;  // Hq
   int64_t num_key_value_heads = 0;  // Hkv

@@ -46,7 +46,9 @@ void ReadFloat(const Json& object, const std::string& key, const std::string& pr
 }
 
 std::vector<HeadWindow> ParseWindows(const Json& value, const std::string& field) {
-  if (!value.is_array()) ThrowInvalid(field + " must be a list of [left, right] pairs, got " + ShortDump(value));
+  if (!value.is_array()) {
+    ThrowInvalid(field + " must be a list of [left, right] pairs, got " + ShortDump(value));
+  }
   std::vector<HeadWindow> windows;
   for (size_t h = 0; h < value.size(); ++h) {
     const std::string entry = field + "[" + std::to_string(h) + "]";

@@ -83,8 +83,8 @@ ModelConfig Preset(const std::string& name, const PresetSize& s) {
                  std::to_string(kMaxLayers) + "]");
   }
   if (s.heads < 1 || s.heads > kMaxHeads) {
-    ThrowInvalid("preset heads (" + std::to_string(s.heads) + ") must be in [1, " + std::to_string(kMaxHeads) +
-                 "]");
+    ThrowInvalid("preset heads (" + std::to_string(s.heads) + ") must be in [1, " +
+                 std::to_string(kMaxHeads) + "]");
   }
   ModelConfig c;
   c.vocab_size = kMinVocab;

@@ -17,7 +17,23 @@
 namespace swa::model {
 
 // The format's dtypes (names as in the header).
-enum class StoredDType { kBool, kU8, kI8, kF8E5M2, kF8E4M3, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kI64, kU64, kF64 };
+enum class StoredDType {
+  kBool,
+  kU8,
+  kI8,
+  kF8E5M2,
+  kF8E4M3,
+  kI16,
+  kU16,
+  kF16,
+  kBF16,
+  kI32,
+  kU32,
+  kF32,
+  kI64,
+  kU64,
+  kF64
+};
 
 const char* StoredDTypeName(StoredDType dtype);
 int64_t StoredDTypeSize(StoredDType dtype);  // bytes per element
@@ -31,8 +47,8 @@ struct TensorInfo {
   std::string name;
   StoredDType dtype = StoredDType::kF32;
   std::vector<int64_t> shape;
-  int64_t count = 0;               // elements: product of shape
-  int64_t begin = 0, end = 0;      // bytes [begin, end) of the data region
+  int64_t count = 0;           // elements: product of shape
+  int64_t begin = 0, end = 0;  // bytes [begin, end) of the data region
 };
 
 class SafetensorsReader {
@@ -53,7 +69,7 @@ class SafetensorsReader {
 
   const std::string& path() const { return path_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  std::vector<std::string> names() const;  // sorted
+  std::vector<std::string> names() const;                 // sorted
   const TensorInfo* Find(const std::string& name) const;  // nullptr when absent
   // The tensor's stored bytes (end - begin of them), little-endian, possibly unaligned.
   const uint8_t* Bytes(const TensorInfo& tensor) const { return data_ + tensor.begin; }

@@ -28,11 +28,14 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {StoredDType::kBool, "BOOL", 1},  {StoredDType::kU8, "U8", 1},   {StoredDType::kI8, "I8", 1},
-    {StoredDType::kF8E5M2, "F8_E5M2", 1}, {StoredDType::kF8E4M3, "F8_E4M3", 1}, {StoredDType::kI16, "I16", 2},
-    {StoredDType::kU16, "U16", 2},    {StoredDType::kF16, "F16", 2}, {StoredDType::kBF16, "BF16", 2},
-    {StoredDType::kI32, "I32", 4},    {StoredDType::kU32, "U32", 4}, {StoredDType::kF32, "F32", 4},
-    {StoredDType::kI64, "I64", 8},    {StoredDType::kU64, "U64", 8}, {StoredDType::kF64, "F64", 8},
+    {StoredDType::kBool, "BOOL", 1},      {StoredDType::kU8, "U8", 1},
+    {StoredDType::kI8, "I8", 1},          {StoredDType::kF8E5M2, "F8_E5M2", 1},
+    {StoredDType::kF8E4M3, "F8_E4M3", 1}, {StoredDType::kI16, "I16", 2},
+    {StoredDType::kU16, "U16", 2},        {StoredDType::kF16, "F16", 2},
+    {StoredDType::kBF16, "BF16", 2},      {StoredDType::kI32, "I32", 4},
+    {StoredDType::kU32, "U32", 4},        {StoredDType::kF32, "F32", 4},
+    {StoredDType::kI64, "I64", 8},        {StoredDType::kU64, "U64", 8},
+    {StoredDType::kF64, "F64", 8},
 };
 
 const DTypeEntry& Entry(StoredDType dtype) {
@@ -103,7 +106,8 @@ TensorInfo ParseEntry(const std::string& file, const std::string& name, const nl
 
 // The tensors must cover [0, data_bytes) exactly once, as the reference implementation
 // requires: sorted by offset, each begins where the one before ends.
-void CheckTiling(const std::string& file, const std::map<std::string, TensorInfo>& tensors, int64_t data_bytes) {
+void CheckTiling(const std::string& file, const std::map<std::string, TensorInfo>& tensors,
+                 int64_t data_bytes) {
   std::vector<const TensorInfo*> order;
   for (const auto& [name, t] : tensors) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {

@@ -83,7 +83,9 @@ class TempFile {
   }
 
  private:
-  [[noreturn]] void Fail(const std::string& what) const { ThrowInvalid("cannot write " + target_ + ": " + what); }
+  [[noreturn]] void Fail(const std::string& what) const {
+    ThrowInvalid("cannot write " + target_ + ": " + what);
+  }
 
   std::string target_, path_;
   int fd_ = -1;
@@ -103,7 +105,9 @@ int64_t CheckTensor(const std::string& path, const TensorToWrite& t) {
     if (__builtin_mul_overflow(count, extent, &count)) ThrowInvalid(where + ": too many elements");
   }
   int64_t bytes = 0;
-  if (__builtin_mul_overflow(count, StoredDTypeSize(t.dtype), &bytes)) ThrowInvalid(where + ": too many bytes");
+  if (__builtin_mul_overflow(count, StoredDTypeSize(t.dtype), &bytes)) {
+    ThrowInvalid(where + ": too many bytes");
+  }
   if (count > 0 && t.data == nullptr) ThrowInvalid(where + ": data is null");
   return bytes;
 }
@@ -117,7 +121,9 @@ std::string BuildHeader(const std::string& path, const std::map<std::string, std
   int64_t offset = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     int64_t end = 0;
-    if (__builtin_add_overflow(offset, bytes[i], &end)) ThrowInvalid("cannot write " + path + ": too many bytes");
+    if (__builtin_add_overflow(offset, bytes[i], &end)) {
+      ThrowInvalid("cannot write " + path + ": too many bytes");
+    }
     header[tensors[i].name] = {{"dtype", StoredDTypeName(tensors[i].dtype)},
                                {"shape", tensors[i].shape},
                                {"data_offsets", {offset, end}}};
@@ -155,12 +161,16 @@ void WriteSafetensors(const std::string& path, const std::map<std::string, std::
   std::set<std::string> names;
   std::vector<int64_t> bytes;
   for (const TensorToWrite& t : tensors) {
-    if (!names.insert(t.name).second) ThrowInvalid("cannot write " + path + ": tensor \"" + t.name + "\" given twice");
+    if (!names.insert(t.name).second) {
+      ThrowInvalid("cannot write " + path + ": tensor \"" + t.name + "\" given twice");
+    }
     bytes.push_back(CheckTensor(path, t));
   }
   const std::string header = BuildHeader(path, metadata, tensors, bytes);
   const uint64_t header_bytes = header.size();  // little-endian on every supported host
-  if (header_bytes > kMaxHeaderBytes) ThrowInvalid("cannot write " + path + ": header exceeds the format's limit");
+  if (header_bytes > kMaxHeaderBytes) {
+    ThrowInvalid("cannot write " + path + ": header exceeds the format's limit");
+  }
 
   TempFile file(path);
   file.Write(&header_bytes, 8);
