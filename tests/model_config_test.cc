@@ -41,6 +41,13 @@ std::string ErrorOf(const std::function<void()>& body) {
   return "(no error)";
 }
 
+std::string ReplaceOnce(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
 TEST(ModelConfigTest, ParsesEveryField) {
   const ModelConfig c = ParseConfig(kFullJson);
   EXPECT_EQ(c.vocab_size, 264);
@@ -91,6 +98,15 @@ TEST(ModelConfigTest, AbsentFieldsTakeLlamaDefaults) {
   EXPECT_EQ(l.attn_logit_softcapping, 0.0f);
   EXPECT_FALSE(l.alibi);
   EXPECT_FALSE(l.gated_fusion);
+}
+
+TEST(ModelConfigTest, NullLayerRopeThetaMeansUnset) {
+  const ModelConfig c =
+      ParseConfig(ReplaceOnce(kMinimalJson, "{\"windows\"", "{\"rope_theta\": null, \"windows\""));
+  EXPECT_FALSE(c.layers[0].rope_theta.has_value());
+  EXPECT_THROW(
+      ParseConfig(ReplaceOnce(kMinimalJson, "\"head_dim\": 4", "\"head_dim\": 4, \"rope_theta\": null")),
+      Error);
 }
 
 TEST(ModelConfigTest, JsonRoundTripsExactly) {
@@ -145,13 +161,6 @@ TEST(ModelConfigTest, WritesKeysInTheDesignOrder) {
   EXPECT_NE(text.find("\"windows\":[[7,0],[-1,0]]"), std::string::npos) << text;
   // An unset per-layer rope_theta is not written (the model's applies).
   EXPECT_EQ(text.find("rope_theta"), text.rfind("rope_theta")) << text;
-}
-
-std::string ReplaceOnce(std::string text, const std::string& from, const std::string& to) {
-  const size_t at = text.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
 }
 
 TEST(ModelConfigTest, RejectsUnknownKeysNamingThem) {

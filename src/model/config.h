@@ -63,7 +63,8 @@ constexpr int64_t kMaxIntermediate = int64_t{1} << 18;
 
 // Parses and validates a config. Absent optional fields take Llama/Mistral's defaults
 // (rms_norm_eps 1e-5, rope_theta 10000, untied, no softcapping; per layer: no sinks, no
-// softcap, RoPE, no gates); the shape fields and each layer's windows are required. An
+// softcap, RoPE, no gates; a layer's rope_theta may also be null); the shape fields and
+// each layer's windows are required. An
 // unknown key is an error, so a misspelt field never silently becomes a default.
 ModelConfig ParseConfig(const std::string& json);
 

@@ -70,7 +70,8 @@ LayerConfig ParseLayer(const Json& object, const std::string& where) {
   const std::string prefix = where + ".";
   LayerConfig layer;
   layer.windows = ParseWindows(Required(object, "windows", prefix + "windows"), prefix + "windows");
-  if (const auto it = object.find("rope_theta"); it != object.end()) {
+  // null, as Python's json.dumps writes None, means "not set": the model's theta applies.
+  if (const auto it = object.find("rope_theta"); it != object.end() && !it->is_null()) {
     layer.rope_theta = JsonNumber(*it, prefix + "rope_theta");
   }
   ReadInt(object, "sink_tokens", prefix, &layer.sink_tokens);
