@@ -270,6 +270,8 @@ def attention_reference(q, k, v, visible, scale, cap, slopes, distance, sinks):
     distance [L, L] = |p - j|, sinks [Hq] or None -> [L, Hq, D]. A row that sees no key
     gives zeros."""
     Hq, Hkv = q.shape[1], k.shape[1]
+    if q.shape[0] == 0:
+        return q.new_zeros(q.shape)
     heads = []
     for h in range(Hq):
         kv = h // (Hq // Hkv)
@@ -300,6 +302,8 @@ def attention_sdpa(q, k, v, visible, scale, cap, slopes, distance, sinks):
         raise ValueError("attention='sdpa' cannot apply attn_logit_softcapping (a tanh on the "
                          "scores inside the softmax); use attention='reference'")
     L, Hq, D = q.shape
+    if L == 0:
+        return q.new_zeros(q.shape)
     group = Hq // k.shape[1]
     q = q.transpose(0, 1)  # [Hq, L, D]
     k = k.repeat_interleave(group, dim=1).transpose(0, 1)  # [Hq, L, D]
