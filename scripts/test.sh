@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The tests: install what is needed, build, run every test; build again with
+# The tests: install what is needed (Debian packages, then the Python packages into
+# .venv), build, run every test; build again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and run every test under them (the Python
 # checks with the sanitizer runtime preloaded); build the threaded tests with
 # ThreadSanitizer and run them.
@@ -8,6 +9,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
 start=$SECONDS
 "$root/scripts/install-deps.sh"
+"$root/scripts/python-env.sh"
 "$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=Release
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
 echo "== release build and tests: $((SECONDS - start)) s"
