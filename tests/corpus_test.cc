@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
@@ -124,16 +125,20 @@ TEST(CorpusTest, UnreadableFileIsAnErrorNamingIt) {
   t.Write("ok.txt", "fine");
   const std::string secret = t.Write("secret.txt", "hidden");
   ASSERT_EQ(::chmod(secret.c_str(), 0), 0);
-  // Root reads every file; drop to an unprivileged effective user for the call.
-  const bool root = ::geteuid() == 0;
-  if (root) {
+  // Root reads every file: drop to an unprivileged effective user for the call, and back
+  // even if the call throws something unexpected.
+  struct EffectiveUser {
+    bool dropped = false;
+    ~EffectiveUser() {
+      if (dropped && ::seteuid(0) != 0) std::abort();
+    }
+  } user;
+  if (::geteuid() == 0) {
     ASSERT_EQ(::chmod(t.root().c_str(), 0755), 0);
     ASSERT_EQ(::seteuid(65534), 0);
+    user.dropped = true;
   }
   ExpectErrorMentioning([&] { Corpus::Open({t.root()}); }, {secret, "cannot open"});
-  if (root) {
-    ASSERT_EQ(::seteuid(0), 0);
-  }
 }
 
 TEST(CorpusTest, MoveKeepsTheMappings) {

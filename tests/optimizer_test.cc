@@ -107,6 +107,7 @@ TEST(AdamWTest, RejectsBadArguments) {
   ExpectErrorMentioning([&] { step({}, 1e-3f, 0, {{0, 10, true}}); }, {"step"});
   ExpectErrorMentioning([&] { step({}, 1e-3f, 1, {{0, 10, true}, {5, 10, false}}); }, {"overlaps"});
   ExpectErrorMentioning([&] { step({}, 1e-3f, 1, {{-1, 10, true}}); }, {"out of range"});
+  EXPECT_NO_THROW(step({}, 1e-3f, 1, {{0, 10, true}, {5, 0, false}, {10, 5, false}}));
   ExpectErrorMentioning([&] { step({1.0f, 0.95f, 1e-8f, 0.1f}, 1e-3f, 1, {{0, 10, true}}); }, {"beta1"});
   ExpectErrorMentioning([&] { step({}, std::nanf(""), 1, {{0, 10, true}}); }, {"lr"});
 }

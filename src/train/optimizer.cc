@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "common/error.h"
@@ -18,12 +19,13 @@ void CheckLength(int64_t n, const char* what) {
   if (n < 0) ThrowInvalid(std::string(what) + ": negative element count " + std::to_string(n));
 }
 
-// Span index and element range of every chunk, in buffer order.
+// One task: elements [begin, end) of one span.
 struct ChunkRange {
   int64_t begin, end;
   bool decay;
 };
 
+// The chunks of every span, in buffer order; throws on spans that overlap or overflow.
 std::vector<ChunkRange> CutSpans(const std::vector<ParamSpan>& spans) {
   std::vector<ParamSpan> sorted = spans;
   std::sort(sorted.begin(), sorted.end(),
@@ -31,9 +33,10 @@ std::vector<ChunkRange> CutSpans(const std::vector<ParamSpan>& spans) {
   std::vector<ChunkRange> chunks;
   int64_t previous_end = 0;
   for (const ParamSpan& s : sorted) {
-    if (s.offset < 0 || s.count < 0 || s.count > INT64_MAX - s.offset)
+    if (s.offset < 0 || s.count < 0 || s.count > std::numeric_limits<int64_t>::max() - s.offset)
       ThrowInvalid("AdamW: span at offset " + std::to_string(s.offset) + " with count " +
                    std::to_string(s.count) + " is out of range");
+    if (s.count == 0) continue;
     if (s.offset < previous_end)
       ThrowInvalid("AdamW: span at offset " + std::to_string(s.offset) + " overlaps the span ending at " +
                    std::to_string(previous_end));
