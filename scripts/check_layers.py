@@ -68,7 +68,7 @@ def violations(files):
                 continue
             src, dst = layer_of(path), layer_of(target)
             if src is None:
-                out.append(f"{path}: not in any layer of README.md "Layout"")
+                out.append(f"{path}: not in any layer of the README's Layout")
                 break
             if dst is None:
                 out.append(f"{path}: includes {target}, which is in no layer")

@@ -11,6 +11,8 @@
 
 #include "common/dtype.h"
 #include "ops/kernels.h"
+#include "ops/layer_kernels.h"
+#include "ops/layer_math.h"
 #include "ops/scalar.h"
 #include "ops/targets.h"
 
@@ -312,6 +314,83 @@ TEST_P(OpsTest, DotRowsMatchesPlainDots) {
         }
         ASSERT_NEAR(got[r * lds + j], want[r * lds + j], 1e-5 * dim) << "trial " << trial;
       }
+    }
+  }
+}
+
+// Largest |got - want| relative to max(1, |want|) over two arrays.
+double MaxRelError(const std::vector<float>& got, const std::vector<double>& want) {
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    worst = std::max(worst, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+  }
+  return worst;
+}
+
+std::vector<double> ToDouble(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
+
+TEST_P(OpsTest, RmsNormMatchesPlainTwin) {
+  for (int64_t d : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{17}, int64_t{64}, int64_t{383}}) {
+    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}}) {
+      const std::vector<float> x = RandomFloats(rng_, n * d, -3.0f, 3.0f), w = RandomFloats(rng_, d, 0.5f, 1.5f),
+                               dy = RandomFloats(rng_, n * d, -1.0f, 1.0f);
+      std::vector<float> y(n * d), rstd(n), dx(n * d), dw = RandomFloats(rng_, d, -1.0f, 1.0f);
+      const std::vector<double> xd = ToDouble(x), wd = ToDouble(w), dyd = ToDouble(dy);
+      std::vector<double> yd(n * d), rstdd(n), dxd(n * d), dwd = ToDouble(dw);
+      ops::RmsNormForward(x.data(), w.data(), 1e-5, n, d, y.data(), rstd.data());
+      ops::plain::RmsNormForward(xd.data(), wd.data(), 1e-5, n, d, yd.data(), rstdd.data());
+      EXPECT_LE(MaxRelError(y, yd), 1e-5) << "d=" << d;
+      EXPECT_LE(MaxRelError(rstd, rstdd), 1e-5) << "d=" << d;
+      ops::RmsNormBackward(x.data(), w.data(), rstd.data(), dy.data(), n, d, dx.data(), dw.data());
+      ops::plain::RmsNormBackward(xd.data(), wd.data(), rstdd.data(), dyd.data(), n, d, dxd.data(), dwd.data());
+      EXPECT_LE(MaxRelError(dx, dxd), 1e-5) << "d=" << d;
+      EXPECT_LE(MaxRelError(dw, dwd), 1e-5) << "d=" << d;
+    }
+  }
+}
+
+TEST_P(OpsTest, SwiGluMatchesPlainTwin) {
+  for (size_t n : Counts()) {
+    std::vector<float> g = RandomFloats(rng_, n, -8.0f, 8.0f), u = RandomFloats(rng_, n, -2.0f, 2.0f),
+                       o = RandomFloats(rng_, n, -1.0f, 1.0f);
+    if (n > 2) g[0] = 60.0f, g[1] = -60.0f;  // saturated sigmoid on both sides
+    std::vector<float> out(n + 1, kGuard), dg(n + 1, kGuard), du(n + 1, kGuard);
+    std::vector<double> outd(n), dgd(n), dud(n);
+    const std::vector<double> gd = ToDouble(g), ud = ToDouble(u), od = ToDouble(o);
+    ops::SwiGluForward(g.data(), u.data(), static_cast<int64_t>(n), out.data());
+    ops::SwiGluBackward(g.data(), u.data(), o.data(), static_cast<int64_t>(n), dg.data(), du.data());
+    ops::plain::SwiGluForward(gd.data(), ud.data(), static_cast<int64_t>(n), outd.data());
+    ops::plain::SwiGluBackward(gd.data(), ud.data(), od.data(), static_cast<int64_t>(n), dgd.data(), dud.data());
+    EXPECT_EQ(out[n], kGuard);
+    EXPECT_EQ(dg[n], kGuard);
+    EXPECT_EQ(du[n], kGuard);
+    out.pop_back();
+    dg.pop_back();
+    du.pop_back();
+    EXPECT_LE(MaxRelError(out, outd), 1e-6) << "n=" << n;
+    EXPECT_LE(MaxRelError(dg, dgd), 1e-6) << "n=" << n;
+    EXPECT_LE(MaxRelError(du, dud), 1e-6) << "n=" << n;
+  }
+}
+
+TEST_P(OpsTest, SoftmaxCrossEntropyMatchesPlainTwin) {
+  std::uniform_int_distribution<int> pick(0, 1 << 20);
+  for (int64_t v : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{259}}) {
+    for (double cap : {0.0, 30.0, 2.0}) {
+      const int64_t n = 6;
+      const std::vector<float> z = RandomFloats(rng_, n * v, -20.0f, 20.0f);
+      std::vector<int32_t> targets(n);
+      for (int32_t& t : targets) t = pick(rng_) % static_cast<int>(v);
+      targets[2] = -7;  // ignored
+      const float scale = 1.0f / 5;
+      std::vector<float> dz(n * v, kGuard);
+      std::vector<double> dzd(n * v);
+      const std::vector<double> zd = ToDouble(z);
+      const double loss = ops::SoftmaxCrossEntropy(z.data(), targets.data(), n, v, cap, -7, scale, dz.data());
+      const double want = ops::plain::SoftmaxCrossEntropy(zd.data(), targets.data(), n, v, cap, -7, 1.0 / 5, dzd.data());
+      EXPECT_NEAR(loss, want, 1e-5 * std::max(1.0, std::abs(want))) << "v=" << v << " cap=" << cap;
+      EXPECT_LE(MaxRelError(dz, dzd), 2e-6) << "v=" << v << " cap=" << cap;
+      for (int64_t j = 0; j < v; ++j) EXPECT_EQ(dz[2 * v + j], 0.0f);
     }
   }
 }
