@@ -1,12 +1,12 @@
-// The byte-level vocabulary of DESIGN.md section 5: bytes 0..255, then three specials.
+// The byte-level vocabulary (bytes 0..255, then BOS, EOS, PAD), as the model defines it.
 #pragma once
 
-#include <cstdint>
+#include "model/config.h"
 
 namespace swa::train {
 
-inline constexpr int32_t kBos = 256;  // begins every document
-inline constexpr int32_t kEos = 257;  // ends every document
-inline constexpr int32_t kPad = 258;  // fills; as a target it means "nothing is predicted here"
+using model::kBos;  // begins every document
+using model::kEos;  // ends every document
+using model::kPad;  // fills; as a target it means "nothing is predicted here"
 
 }  // namespace swa::train
