@@ -6,9 +6,9 @@
 #include <random>
 #include <tuple>
 
-#include "ops/targets.h"
 #include "harness/backward_case.h"
 #include "harness/sweeps.h"
+#include "ops/targets.h"
 
 namespace swa {
 namespace {

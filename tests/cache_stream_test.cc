@@ -395,8 +395,8 @@ TEST(CacheStreamTest, CacheRelativePositions) {
         rk = Rotated(ck, s.Rope(), 0);
         rq = Rotated(cq, s.Rope(), lk - t);
       }
-      const Outputs want = Oracle(data.params(), s.rope ? rq->view() : cq.view(), s.rope ? rk->view() : ck.view(),
-                                  cv.view());
+      const Outputs want =
+          Oracle(data.params(), s.rope ? rq->view() : cq.view(), s.rope ? rk->view() : ck.view(), cv.view());
       const RowErrors e = CompareRows(out, lse, *want.out, want.lse, 0, t);
       worst = std::max(worst, e.out);
       ASSERT_LE(e.out, StreamTolerance(c.dtype)) << s.Name() << " at position " << pos;

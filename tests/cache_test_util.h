@@ -99,7 +99,8 @@ inline Outputs Oracle(const swa_attention_params& params, const swa_tensor& q, c
   const attention::ReferenceForwardResult ref = attention::ReferenceForward(vp->problem);
   for (int64_t l = 0; l < lq; ++l)
     for (int64_t h = 0; h < hq; ++h)
-      for (int64_t e = 0; e < dim; ++e) r.out->Set(0, l, h, e, static_cast<float>(ref.out[(l * hq + h) * dim + e]));
+      for (int64_t e = 0; e < dim; ++e)
+        r.out->Set(0, l, h, e, static_cast<float>(ref.out[(l * hq + h) * dim + e]));
   for (int64_t i = 0; i < hq * lq; ++i) r.lse[i] = static_cast<float>(ref.lse[i]);
   return r;
 }

@@ -6,9 +6,9 @@
 #include <limits>
 #include <random>
 
-#include "ops/targets.h"
 #include "harness/attention_case.h"
 #include "harness/sweeps.h"
+#include "ops/targets.h"
 
 namespace swa {
 namespace {
@@ -176,9 +176,9 @@ void RunOnceOnOtherKeysAndValues(harness::CaseData& d) {
       t->Set(b, l, h, e, 0.5f - 0.75f * saved.back());
     });
   }
-  ASSERT_EQ(swa_attention_forward(&d.params(), &d.q.view(), &d.k.view(), &d.v.view(), &d.out.view(),
-                                  d.lse.data()),
-            0);
+  ASSERT_EQ(
+      swa_attention_forward(&d.params(), &d.q.view(), &d.k.view(), &d.v.view(), &d.out.view(), d.lse.data()),
+      0);
   size_t i = 0;
   for (harness::GuardedTensor* t : {&d.k, &d.v}) {
     t->ForEachIndex([&](int64_t b, int64_t l, int64_t h, int64_t e) { t->Set(b, l, h, e, saved[i++]); });

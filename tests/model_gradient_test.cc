@@ -32,8 +32,8 @@ double Dot(const std::vector<double>& a, const std::vector<double>& b) {
 
 // Checks that `analytic` (d f / d x . dir) matches (f(x + h dir) - f(x - h dir)) / 2h.
 template <class F>
-void ExpectDirectionalDerivative(const F& f, std::vector<double>* x, const std::vector<double>& dir, double analytic,
-                                 const std::string& what) {
+void ExpectDirectionalDerivative(const F& f, std::vector<double>* x, const std::vector<double>& dir,
+                                 double analytic, const std::string& what) {
   const double h = 1e-5;
   const std::vector<double> x0 = *x;
   for (size_t i = 0; i < x->size(); ++i) (*x)[i] = x0[i] + h * dir[i];
@@ -84,7 +84,9 @@ TEST(LayerGradientTest, SoftmaxCrossEntropyWithAndWithoutCap) {
   for (double cap : {0.0, 3.0}) {
     auto f = [&] {
       std::vector<double> scratch(n * v);
-      return ops::plain::SoftmaxCrossEntropy(z.data(), targets.data(), n, v, cap, -1, 1.0 / 5, scratch.data()) / 5;
+      return ops::plain::SoftmaxCrossEntropy(z.data(), targets.data(), n, v, cap, -1, 1.0 / 5,
+                                             scratch.data()) /
+             5;
     };
     ops::plain::SoftmaxCrossEntropy(z.data(), targets.data(), n, v, cap, -1, 1.0 / 5, dz.data());
     const std::vector<double> dir = Normal(rng, n * v, 1.0);
@@ -243,7 +245,8 @@ TEST(ModelGradientTest, BlockInputGradientMatchesFiniteDifferences) {
   std::vector<double> grad_buffer(params.size(), 0.0), dx(x.size());
   const ModelTensors<double> g = ViewTensors(c, model.layout(), grad_buffer.data());
   BlockScratch<double> scratch;
-  BlockBackward(spec, w.layers[0], pack, positions.data(), acts, r.data(), dx.data(), g.layers[0], &scratch, pool);
+  BlockBackward(spec, w.layers[0], pack, positions.data(), acts, r.data(), dx.data(), g.layers[0], &scratch,
+                pool);
   const std::vector<double> dir = Normal(rng, x.size(), 1.0);
   ExpectDirectionalDerivative(f, &x, dir, Dot(dx, dir), "block input");
 }

@@ -36,9 +36,13 @@ class OpsTest : public ::testing::TestWithParam<int64_t> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Targets, OpsTest, ::testing::ValuesIn(ops::RunnableTargets()),
-                         [](const ::testing::TestParamInfo<int64_t>& info) { return ops::TargetName(info.param); });
+                         [](const ::testing::TestParamInfo<int64_t>& info) {
+                           return ops::TargetName(info.param);
+                         });
 
-TEST_P(OpsTest, DispatchesToTheForcedTarget) { EXPECT_EQ(ops::ActiveTargetName(), ops::TargetName(GetParam())); }
+TEST_P(OpsTest, DispatchesToTheForcedTarget) {
+  EXPECT_EQ(ops::ActiveTargetName(), ops::TargetName(GetParam()));
+}
 
 // Runs an elementwise op on x[0, n) at each misalignment and checks y against `want`
 // within `tolerance(want)`, NaN for NaN, and that the guards around y are untouched.
@@ -117,7 +121,8 @@ TEST_P(OpsTest, ExpOfNonPositiveArguments) {
 TEST_P(OpsTest, ExpAtEveryCountAndAlignment) {
   for (size_t n : Counts()) {
     CheckElementwise(
-        RandomFloats(rng_, n, -80.0f, 0.0f), [](const float* x, float* y, size_t m) { ops::ExpNonPositive(x, y, m); },
+        RandomFloats(rng_, n, -80.0f, 0.0f),
+        [](const float* x, float* y, size_t m) { ops::ExpNonPositive(x, y, m); },
         [](float x) { return ops::scalar::Exp(x); }, [](double w) { return 4 * 0x1p-24 * w; }, "exp");
   }
 }
@@ -127,8 +132,8 @@ TEST_P(OpsTest, ExpAtEveryCountAndAlignment) {
 TEST_P(OpsTest, TanhAndSoftcap) {
   auto tolerance = [](double w) { return 4 * 0x1p-24 * std::max(std::abs(w), 1e-30) + 1e-38; };
   std::vector<float> x = RandomFloats(rng_, 20000, -12.0f, 12.0f);
-  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, 0.25f, 0.5f, 0.625f, 1.0f, -1.0f, 9.0f, 9.5f, 20.0f, -20.0f,
-                  1e30f, -1e30f, kInf, -kInf, std::nanf("")})
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-6f, 0.25f, 0.5f, 0.625f, 1.0f, -1.0f, 9.0f, 9.5f, 20.0f,
+                  -20.0f, 1e30f, -1e30f, kInf, -kInf, std::nanf("")})
     x.push_back(v);
   CheckElementwise(
       x, [](const float* in, float* out, size_t n) { ops::Tanh(in, out, n); },
@@ -142,7 +147,8 @@ TEST_P(OpsTest, TanhAndSoftcap) {
   }
   for (size_t n : Counts()) {
     CheckElementwise(
-        RandomFloats(rng_, n, -5.0f, 5.0f), [](const float* in, float* out, size_t m) { ops::Tanh(in, out, m); },
+        RandomFloats(rng_, n, -5.0f, 5.0f),
+        [](const float* in, float* out, size_t m) { ops::Tanh(in, out, m); },
         [](float v) { return ops::scalar::Tanh(v); }, tolerance, "tanh");
   }
 }
@@ -152,7 +158,8 @@ std::vector<uint16_t> Random16(std::mt19937& rng, size_t n) {
   std::uniform_int_distribution<int> u(0, 0xffff);
   std::vector<uint16_t> v(n);
   for (uint16_t& x : v) x = static_cast<uint16_t>(u(rng));
-  const uint16_t special[] = {0x0000, 0x8000, 0x0001, 0x8001, 0x03ff, 0x7c00, 0xfc00, 0x7f80, 0xff80, 0x7e00, 0x7fc1};
+  const uint16_t special[] = {0x0000, 0x8000, 0x0001, 0x8001, 0x03ff, 0x7c00,
+                              0xfc00, 0x7f80, 0xff80, 0x7e00, 0x7fc1};
   for (size_t i = 0; i < n && i < std::size(special); ++i) v[i] = special[i];
   return v;
 }
@@ -192,9 +199,11 @@ TEST_P(OpsTest, RowFromFloatRoundsToNearestEven) {
         for (size_t i = 0; i < n; ++i) {
           const float g = LoadAsFloat(got.data(), dtype, static_cast<int64_t>(i));
           const float w = LoadAsFloat(want.data(), dtype, static_cast<int64_t>(i));
-          ASSERT_TRUE(SameFloat(g, w)) << DTypeName(dtype) << " element " << i << " of " << src[i] << " * " << mul;
+          ASSERT_TRUE(SameFloat(g, w))
+              << DTypeName(dtype) << " element " << i << " of " << src[i] << " * " << mul;
         }
-        for (size_t b = n * DTypeSize(dtype); b < got.size(); ++b) ASSERT_EQ(got[b], 0xAB) << "wrote past the row";
+        for (size_t b = n * DTypeSize(dtype); b < got.size(); ++b)
+          ASSERT_EQ(got[b], 0xAB) << "wrote past the row";
       }
     }
   }
@@ -209,7 +218,8 @@ TEST_P(OpsTest, AllFiniteFindsEveryNonFiniteEntry) {
         std::vector<float> rows = RandomFloats(rng_, count * stride, -3.0f, 3.0f);
         // Padding past dim: zero when padded (it is read), else non-finite (it must not be).
         for (size_t r = 0; r < count; ++r)
-          for (size_t e = dim; e < stride; ++e) rows[r * stride + e] = padded && e < stride - lanes ? 0.0f : kInf;
+          for (size_t e = dim; e < stride; ++e)
+            rows[r * stride + e] = padded && e < stride - lanes ? 0.0f : kInf;
         ASSERT_EQ(ops::AllFinite(rows.data(), stride, count, dim, padded),
                   ops::scalar::AllFinite(rows.data(), stride, count, dim));
         ASSERT_TRUE(ops::AllFinite(rows.data(), stride, count, dim, padded));
@@ -263,7 +273,8 @@ TEST_P(OpsTest, TileGemmMatchesPlainGemm) {
     const bool banded = pick(rng_) % 2;
     for (ops::RowGroupBand& band : bands) {
       const uint32_t v0 = pick(rng_) % (vectors + 1), v1 = v0 + pick(rng_) % (vectors + 2 - v0);
-      const uint32_t k0 = pick(rng_) % (g.k + 1), k1 = pick(rng_) % 4 == 0 ? UINT32_MAX : k0 + pick(rng_) % (g.k + 2 - k0);
+      const uint32_t k0 = pick(rng_) % (g.k + 1),
+                     k1 = pick(rng_) % 4 == 0 ? UINT32_MAX : k0 + pick(rng_) % (g.k + 2 - k0);
       band = {v0, v1, k0, k1};
     }
     g.bands = banded ? bands.data() : nullptr;
@@ -284,9 +295,10 @@ TEST_P(OpsTest, TileGemmMatchesPlainGemm) {
           ASSERT_TRUE(SameFloat(got[i], c0[i])) << "trial " << trial << ": wrote C[" << r << "][" << j << "]";
           continue;
         }
-        if (band != nullptr && (j / lanes < band->vec_begin || j / lanes >= band->vec_end)) continue;  // unspecified
-        ASSERT_NEAR(got[i], want[i], 1e-5 * (g.k + 1)) << "trial " << trial << " C[" << r << "][" << j << "] m=" << g.m
-                                                       << " n=" << g.n << " k=" << g.k;
+        if (band != nullptr && (j / lanes < band->vec_begin || j / lanes >= band->vec_end))
+          continue;  // unspecified
+        ASSERT_NEAR(got[i], want[i], 1e-5 * (g.k + 1))
+            << "trial " << trial << " C[" << r << "][" << j << "] m=" << g.m << " n=" << g.n << " k=" << g.k;
       }
     }
   }
@@ -332,7 +344,8 @@ std::vector<double> ToDouble(const std::vector<float>& x) { return std::vector<d
 TEST_P(OpsTest, RmsNormMatchesPlainTwin) {
   for (int64_t d : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{17}, int64_t{64}, int64_t{383}}) {
     for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}}) {
-      const std::vector<float> x = RandomFloats(rng_, n * d, -3.0f, 3.0f), w = RandomFloats(rng_, d, 0.5f, 1.5f),
+      const std::vector<float> x = RandomFloats(rng_, n * d, -3.0f, 3.0f),
+                               w = RandomFloats(rng_, d, 0.5f, 1.5f),
                                dy = RandomFloats(rng_, n * d, -1.0f, 1.0f);
       std::vector<float> y(n * d), rstd(n), dx(n * d), dw = RandomFloats(rng_, d, -1.0f, 1.0f);
       const std::vector<double> xd = ToDouble(x), wd = ToDouble(w), dyd = ToDouble(dy);
@@ -342,7 +355,8 @@ TEST_P(OpsTest, RmsNormMatchesPlainTwin) {
       EXPECT_LE(MaxRelError(y, yd), 1e-5) << "d=" << d;
       EXPECT_LE(MaxRelError(rstd, rstdd), 1e-5) << "d=" << d;
       ops::RmsNormBackward(x.data(), w.data(), rstd.data(), dy.data(), n, d, dx.data(), dw.data());
-      ops::plain::RmsNormBackward(xd.data(), wd.data(), rstdd.data(), dyd.data(), n, d, dxd.data(), dwd.data());
+      ops::plain::RmsNormBackward(xd.data(), wd.data(), rstdd.data(), dyd.data(), n, d, dxd.data(),
+                                  dwd.data());
       EXPECT_LE(MaxRelError(dx, dxd), 1e-5) << "d=" << d;
       EXPECT_LE(MaxRelError(dw, dwd), 1e-5) << "d=" << d;
     }
@@ -360,7 +374,8 @@ TEST_P(OpsTest, SwiGluMatchesPlainTwin) {
     ops::SwiGluForward(g.data(), u.data(), static_cast<int64_t>(n), out.data());
     ops::SwiGluBackward(g.data(), u.data(), o.data(), static_cast<int64_t>(n), dg.data(), du.data());
     ops::plain::SwiGluForward(gd.data(), ud.data(), static_cast<int64_t>(n), outd.data());
-    ops::plain::SwiGluBackward(gd.data(), ud.data(), od.data(), static_cast<int64_t>(n), dgd.data(), dud.data());
+    ops::plain::SwiGluBackward(gd.data(), ud.data(), od.data(), static_cast<int64_t>(n), dgd.data(),
+                               dud.data());
     EXPECT_EQ(out[n], kGuard);
     EXPECT_EQ(dg[n], kGuard);
     EXPECT_EQ(du[n], kGuard);
@@ -387,7 +402,8 @@ TEST_P(OpsTest, SoftmaxCrossEntropyMatchesPlainTwin) {
       std::vector<double> dzd(n * v);
       const std::vector<double> zd = ToDouble(z);
       const double loss = ops::SoftmaxCrossEntropy(z.data(), targets.data(), n, v, cap, -7, scale, dz.data());
-      const double want = ops::plain::SoftmaxCrossEntropy(zd.data(), targets.data(), n, v, cap, -7, 1.0 / 5, dzd.data());
+      const double want =
+          ops::plain::SoftmaxCrossEntropy(zd.data(), targets.data(), n, v, cap, -7, 1.0 / 5, dzd.data());
       EXPECT_NEAR(loss, want, 1e-5 * std::max(1.0, std::abs(want))) << "v=" << v << " cap=" << cap;
       EXPECT_LE(MaxRelError(dz, dzd), 2e-6) << "v=" << v << " cap=" << cap;
       for (int64_t j = 0; j < v; ++j) EXPECT_EQ(dz[2 * v + j], 0.0f);

@@ -1,12 +1,13 @@
 // The oracle against a second, independent formulation: a dense mask built from the
 // literal contract and a naive softmax over the full score matrix (long double).
+#include "attention/reference.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <random>
 
-#include "attention/reference.h"
 #include "attention/validate.h"
 #include "contract.h"
 #include "harness/attention_case.h"
@@ -66,7 +67,8 @@ Dense DenseForward(CaseData& data) {
           }
           long double x = scale * dot;
           if (c.softcap > 0) x = c.softcap * std::tanh(x / c.softcap);
-          if (prm.alibi_slopes) x -= prm.alibi_slopes[h] * std::fabs(static_cast<long double>(i + lk - lq - j));
+          if (prm.alibi_slopes)
+            x -= prm.alibi_slopes[h] * std::fabs(static_cast<long double>(i + lk - lq - j));
           S[i * lk + j] = x;
         }
       }
@@ -84,7 +86,8 @@ Dense DenseForward(CaseData& data) {
           const long double w = std::exp(S[i * lk + j]) / z;
           if (w == 0) continue;
           for (int64_t e = 0; e < c.dim; ++e) {
-            d.out[((batch * rows + row) * c.hq + h) * c.dim + e] += w * data.v.Get(batch, koff[s] + j, kvh, e);
+            d.out[((batch * rows + row) * c.hq + h) * c.dim + e] +=
+                w * data.v.Get(batch, koff[s] + j, kvh, e);
           }
         }
       }
@@ -123,7 +126,8 @@ TEST(ReferenceTest, MatchesDenseFormulationOnRandomCases) {
     c.hkv = pick(1, 2);
     c.hq = c.hkv * pick(1, 3);
     if (pick(0, 3) == 0) {
-      for (int s = pick(1, 4); s > 0; --s) c.varlen.push_back({static_cast<int32_t>(pick(0, 9)), static_cast<int32_t>(pick(0, 9))});
+      for (int s = pick(1, 4); s > 0; --s)
+        c.varlen.push_back({static_cast<int32_t>(pick(0, 9)), static_cast<int32_t>(pick(0, 9))});
     } else {
       c.batch = pick(0, 2);
       c.lq = pick(0, 12);

@@ -30,8 +30,8 @@ struct RuleCase {
   }
   std::string Name() const {
     std::string s = "lq=" + std::to_string(c.lq) + " lk=" + std::to_string(c.lk) + " win=(" +
-                    std::to_string(c.left) + "," + std::to_string(c.right) + ") causal=" +
-                    std::to_string(c.causal) + " chunk=(" + std::to_string(c.chunk) + "," +
+                    std::to_string(c.left) + "," + std::to_string(c.right) +
+                    ") causal=" + std::to_string(c.causal) + " chunk=(" + std::to_string(c.chunk) + "," +
                     std::to_string(c.overlap) + ") sinks=" + std::to_string(c.sinks) + " globals=";
     for (int64_t g : c.globals) s += std::to_string(g) + ",";
     if (c.framed) s += " frame=(" + std::to_string(c.first_query) + "," + std::to_string(c.first_key) + ")";
@@ -148,7 +148,8 @@ int64_t OldestLocalByContract(const ContractRule& c, int64_t p) {
   for (int64_t j = p - 300; j <= p + 300; ++j) {
     bool local;
     if (c.chunk > 0) {
-      const int64_t chunk = static_cast<int64_t>(std::floor(static_cast<double>(p) / static_cast<double>(c.chunk)));
+      const int64_t chunk =
+          static_cast<int64_t>(std::floor(static_cast<double>(p) / static_cast<double>(c.chunk)));
       local = j >= chunk * c.chunk - c.overlap && j <= (chunk + 1) * c.chunk - 1 + c.overlap;
     } else {
       local = (c.left < 0 || j >= p - c.left) && (c.right < 0 || j <= p + c.right);

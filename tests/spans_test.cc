@@ -80,7 +80,8 @@ void ExpectSpansMatchWholeSequence(const RingCase& rc) {
   if (live > before_wrap) {
     spanned.spans.push_back({ref(ring_k), ref(ring_v), 0, 0, live - before_wrap, oldest + before_wrap});
   }
-  if (before_wrap > 0) spanned.spans.push_back({ref(ring_k), ref(ring_v), 0, first_slot, before_wrap, oldest});
+  if (before_wrap > 0)
+    spanned.spans.push_back({ref(ring_k), ref(ring_v), 0, first_slot, before_wrap, oldest});
   spanned.span_begin = {0, static_cast<int64_t>(spanned.spans.size())};
   spanned.first_query = {c.lk - c.lq};
 
@@ -113,7 +114,8 @@ void ExpectSpansMatchWholeSequence(const RingCase& rc) {
       }
   EXPECT_LE(max_diff, 4 * harness::ForwardTolerance(c.dtype) * std::max(1.0, max_ref)) << c.Name();
   for (size_t i = 0; i < want_lse.size(); ++i) {
-    EXPECT_NEAR(got_lse[i], want_lse[i], 1e-4 * std::max(1.0f, std::abs(want_lse[i]))) << c.Name() << " lse " << i;
+    EXPECT_NEAR(got_lse[i], want_lse[i], 1e-4 * std::max(1.0f, std::abs(want_lse[i])))
+        << c.Name() << " lse " << i;
   }
   EXPECT_TRUE(ring_k.GuardsIntact() && ring_v.GuardsIntact());
 }

@@ -2,12 +2,13 @@
 // rule pair by pair: every visible pair of a tile is inside its key group's rows (as
 // vectors of the score GEMM) and its row group's keys (as terms of the value GEMM), and
 // the intervals are the tightest that hold the visible pairs.
+#include "attention/cpu/tile_bands.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 #include <vector>
 
-#include "attention/cpu/tile_bands.h"
 #include "attention/rule.h"
 #include "attention/schedule.h"
 

@@ -25,11 +25,11 @@
 namespace {
 
 using InitFn = void (*)(swa_attention_params*);
-using ForwardFn = int (*)(const swa_attention_params*, const swa_tensor*, const swa_tensor*, const swa_tensor*,
-                          swa_tensor*, float*);
-using BackwardFn = int (*)(const swa_attention_params*, const swa_tensor*, const swa_tensor*, const swa_tensor*,
-                           const swa_tensor*, const float*, const swa_tensor*, swa_tensor*, swa_tensor*,
-                           swa_tensor*, float*);
+using ForwardFn = int (*)(const swa_attention_params*, const swa_tensor*, const swa_tensor*,
+                          const swa_tensor*, swa_tensor*, float*);
+using BackwardFn = int (*)(const swa_attention_params*, const swa_tensor*, const swa_tensor*,
+                           const swa_tensor*, const swa_tensor*, const float*, const swa_tensor*, swa_tensor*,
+                           swa_tensor*, swa_tensor*, float*);
 
 struct Library {
   InitFn init = nullptr;
@@ -81,7 +81,8 @@ struct Tensor {
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: %s OLD.so NEW.so forward|backward|decode N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]\n",
+    std::fprintf(stderr,
+                 "usage: %s OLD.so NEW.so forward|backward|decode N W [D [f32|bf16|f16 [REPS [HQ [HKV]]]]]\n",
                  argv[0]);
     return 2;
   }
@@ -98,12 +99,14 @@ int main(int argc, char** argv) {
   const std::string dtype_name = argc > 7 ? argv[7] : "f32";
   const swa_dtype dtype = dtype_name == "bf16" ? SWA_BF16 : dtype_name == "f16" ? SWA_F16 : SWA_F32;
   const int reps = argc > 8 ? std::atoi(argv[8]) : 10;
-  const int64_t heads = argc > 9 ? std::atoll(argv[9]) : 8, kv_heads = argc > 10 ? std::atoll(argv[10]) : heads;
+  const int64_t heads = argc > 9 ? std::atoll(argv[9]) : 8,
+                kv_heads = argc > 10 ? std::atoll(argv[10]) : heads;
   std::mt19937 rng(1);
   const int64_t lq = mode == "decode" ? 1 : n;  // query rows
   Tensor q(dtype, lq, heads, dim, &rng), k(dtype, n, kv_heads, dim, &rng), v(dtype, n, kv_heads, dim, &rng);
   Tensor out(dtype, lq, heads, dim, &rng), dout(dtype, lq, heads, dim, &rng);
-  Tensor dq(dtype, lq, heads, dim, &rng), dk(dtype, n, kv_heads, dim, &rng), dv(dtype, n, kv_heads, dim, &rng);
+  Tensor dq(dtype, lq, heads, dim, &rng), dk(dtype, n, kv_heads, dim, &rng),
+      dv(dtype, n, kv_heads, dim, &rng);
   std::vector<float> lse(static_cast<size_t>(lq * heads));
   swa_attention_params p;
   lib[0].init(&p);
@@ -125,7 +128,7 @@ int main(int argc, char** argv) {
   }
   std::printf("%s N=%lld W=%lld D=%lld H=%lld/%lld %s: old %.2f ms, new %.2f ms, new/old %.3f\n", argv[3],
               static_cast<long long>(n), static_cast<long long>(window), static_cast<long long>(dim),
-              static_cast<long long>(heads), static_cast<long long>(kv_heads), dtype_name.c_str(), best[0] * 1e3,
-              best[1] * 1e3, best[1] / best[0]);
+              static_cast<long long>(heads), static_cast<long long>(kv_heads), dtype_name.c_str(),
+              best[0] * 1e3, best[1] * 1e3, best[1] / best[0]);
   return 0;
 }

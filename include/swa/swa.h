@@ -30,46 +30,42 @@ typedef enum { SWA_CPU = 0, SWA_CUDA = 1 } swa_device;
 #define SWA_ERR_INTERNAL (-4)         /* a bug: please report                      */
 
 typedef struct {
-  void*      data;
-  swa_dtype  dtype;
+  void* data;
+  swa_dtype dtype;
   swa_device device;
-  int64_t    shape[4];  /* [batch, seqlen, heads, head_dim] */
-  int64_t   stride[4];  /* in elements */
+  int64_t shape[4];  /* [batch, seqlen, heads, head_dim] */
+  int64_t stride[4]; /* in elements */
 } swa_tensor;
 
 typedef struct {
-  int64_t        window_left, window_right;   /* -1 = unbounded */
-  const int64_t* head_window_left;            /* optional [Hq], overrides */
-  const int64_t* head_window_right;           /* optional [Hq] */
-  int            causal;
-  float          scale;                       /* 0 => 1/sqrt(head_dim) */
-  float          softcap;                     /* 0 => none */
-  const float*   alibi_slopes;                /* optional [Hq] */
-  int64_t        sink_tokens;
-  const float*   sink_logits;                 /* optional [Hq] */
-  int64_t        chunk_size, chunk_overlap;   /* 0 => sliding window rule */
-  const int64_t* global_tokens;               /* optional, sorted key positions */
-  int64_t        num_global_tokens;
-  const int32_t* cu_seqlens_q;                /* optional [num_seqs + 1]; then B == 1 */
+  int64_t window_left, window_right; /* -1 = unbounded */
+  const int64_t* head_window_left;   /* optional [Hq], overrides */
+  const int64_t* head_window_right;  /* optional [Hq] */
+  int causal;
+  float scale;               /* 0 => 1/sqrt(head_dim) */
+  float softcap;             /* 0 => none */
+  const float* alibi_slopes; /* optional [Hq] */
+  int64_t sink_tokens;
+  const float* sink_logits;          /* optional [Hq] */
+  int64_t chunk_size, chunk_overlap; /* 0 => sliding window rule */
+  const int64_t* global_tokens;      /* optional, sorted key positions */
+  int64_t num_global_tokens;
+  const int32_t* cu_seqlens_q; /* optional [num_seqs + 1]; then B == 1 */
   const int32_t* cu_seqlens_k;
-  int64_t        num_seqs;
-  int            num_threads;                 /* 0 => all cores */
+  int64_t num_seqs;
+  int num_threads; /* 0 => all cores */
 } swa_attention_params;
 
 /* Full attention defaults: windows (-1, -1), not causal, scale 0 (1/sqrt(D)), no
  * softcap, ALiBi, sinks, chunks, global tokens or varlen; all cores. */
 SWA_API void swa_attention_params_init(swa_attention_params* p);
 
-SWA_API int swa_attention_forward(const swa_attention_params* p,
-                                  const swa_tensor* q, const swa_tensor* k,
-                                  const swa_tensor* v, swa_tensor* out,
-                                  float* lse /* [B,Hq,Lq] or NULL */);
+SWA_API int swa_attention_forward(const swa_attention_params* p, const swa_tensor* q, const swa_tensor* k,
+                                  const swa_tensor* v, swa_tensor* out, float* lse /* [B,Hq,Lq] or NULL */);
 
-SWA_API int swa_attention_backward(const swa_attention_params* p,
-                                   const swa_tensor* q, const swa_tensor* k,
-                                   const swa_tensor* v, const swa_tensor* out,
-                                   const float* lse, const swa_tensor* dout,
-                                   swa_tensor* dq, swa_tensor* dk, swa_tensor* dv,
+SWA_API int swa_attention_backward(const swa_attention_params* p, const swa_tensor* q, const swa_tensor* k,
+                                   const swa_tensor* v, const swa_tensor* out, const float* lse,
+                                   const swa_tensor* dout, swa_tensor* dq, swa_tensor* dk, swa_tensor* dv,
                                    float* dsink /* [Hq] or NULL */);
 
 /* Thread-local; message of the last failing call ("" if none failed yet). */
@@ -117,31 +113,31 @@ typedef enum {
 } swa_position_mode;
 
 typedef struct {
-  swa_dtype            dtype;          /* stored K/V dtype; q, k, v, out use it too   */
-  int64_t              num_heads;      /* Hq */
-  int64_t              num_kv_heads;   /* Hkv; Hq % Hkv == 0 */
-  int64_t              head_dim;
-  swa_attention_params attention;      /* the layer's rule; arrays are copied at create;
-                                          cu_seqlens must be NULL, num_seqs 0          */
-  int64_t              max_chunk;      /* most queries per sequence in one attend (>= 1) */
-  int64_t              max_positions;  /* per sequence; appending past it fails (0 = none) */
-  int64_t              page_tokens;    /* rows per page of a growing cache (0 => 1024) */
-  swa_position_mode    position_mode;
+  swa_dtype dtype;      /* stored K/V dtype; q, k, v, out use it too   */
+  int64_t num_heads;    /* Hq */
+  int64_t num_kv_heads; /* Hkv; Hq % Hkv == 0 */
+  int64_t head_dim;
+  swa_attention_params attention; /* the layer's rule; arrays are copied at create;
+                                     cu_seqlens must be NULL, num_seqs 0          */
+  int64_t max_chunk;              /* most queries per sequence in one attend (>= 1) */
+  int64_t max_positions;          /* per sequence; appending past it fails (0 = none) */
+  int64_t page_tokens;            /* rows per page of a growing cache (0 => 1024) */
+  swa_position_mode position_mode;
   /* RoPE applied by the cache, "rotate half" layout (GPT-NeoX, Hugging Face Llama): with
      R = rope_dims, pair (x[i], x[i + R/2]) for i < R/2 turns by position * theta^(-2i/R);
      elements R.. pass through (partial rotary). See docs/KV_CACHE.md. */
-  int                  rope;           /* 0: no rotation (the caller's q, k are used as is) */
-  float                rope_theta;     /* 0 => 10000 */
-  int64_t              rope_dims;      /* R: rotated elements per head, even; 0 => head_dim
-                                          (head_dim - 1 when odd) */
+  int rope;          /* 0: no rotation (the caller's q, k are used as is) */
+  float rope_theta;  /* 0 => 10000 */
+  int64_t rope_dims; /* R: rotated elements per head, even; 0 => head_dim
+                        (head_dim - 1 when odd) */
 } swa_kv_cache_config;
 
 typedef struct {
-  int64_t capacity;       /* ring slots per sequence (sinks excluded); -1: grows in pages */
-  int64_t sink_slots;     /* pinned slots per sequence (0 for a growing cache) */
+  int64_t capacity;   /* ring slots per sequence (sinks excluded); -1: grows in pages */
+  int64_t sink_slots; /* pinned slots per sequence (0 for a growing cache) */
   int64_t max_chunk;
   int64_t num_sequences;
-  int64_t bytes_used;     /* K/V storage held by all sequences */
+  int64_t bytes_used; /* K/V storage held by all sequences */
 } swa_kv_cache_stats;
 
 /* Defaults: f32, 1 head of dim 64, full-attention params, max_chunk 1, absolute
@@ -170,9 +166,9 @@ SWA_API int swa_kv_cache_attend(swa_kv_cache* cache, const int64_t* seq_ids, int
 /* Append k, v and attend q (the same token counts per sequence), in pieces of at most
  * max_chunk tokens per sequence: a prefill of any length in one call. */
 SWA_API int swa_kv_cache_append_attend(swa_kv_cache* cache, const int64_t* seq_ids, int64_t num_seqs,
-                                       const swa_tensor* q, const swa_tensor* k,
-                                       const swa_tensor* v, const int32_t* cu_seqlens /* or NULL */,
-                                       swa_tensor* out, float* lse /* or NULL */);
+                                       const swa_tensor* q, const swa_tensor* k, const swa_tensor* v,
+                                       const int32_t* cu_seqlens /* or NULL */, swa_tensor* out,
+                                       float* lse /* or NULL */);
 
 SWA_API int swa_kv_cache_get_stats(const swa_kv_cache* cache, swa_kv_cache_stats* stats);
 /* Positions seen by the sequence (the next key's position). */
@@ -192,7 +188,7 @@ SWA_API int swa_kv_cache_save(const swa_kv_cache* cache, const char* path);
 SWA_API int swa_kv_cache_load(const char* path, swa_kv_cache** cache);
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 #endif
 
-#endif  /* SWA_SWA_H_ */
+#endif /* SWA_SWA_H_ */

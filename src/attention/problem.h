@@ -16,9 +16,7 @@ struct TensorRef {
   int64_t stride_b = 0, stride_l = 0, stride_h = 0;
 
   // Element offset of row `l` of head `h` in batch `b`.
-  int64_t Offset(int64_t b, int64_t l, int64_t h) const {
-    return b * stride_b + l * stride_l + h * stride_h;
-  }
+  int64_t Offset(int64_t b, int64_t l, int64_t h) const { return b * stride_b + l * stride_l + h * stride_h; }
 };
 
 // One sequence: a batch entry, or one packed sequence of a varlen call.
@@ -76,8 +74,8 @@ struct Problem {
   const int32_t* cu_seqlens_k = nullptr;
   MaskSpec mask;
   const HeadWindow* windows = nullptr;  // [hq]
-  float scale = 1.0f;               // resolved (never 0)
-  double scale_exact = 1.0;         // the same in double (1/sqrt(D) exactly), for the oracle
+  float scale = 1.0f;                   // resolved (never 0)
+  double scale_exact = 1.0;             // the same in double (1/sqrt(D) exactly), for the oracle
   float softcap = 0.0f;
   const float* alibi_slopes = nullptr;  // [hq] or null
   const float* sink_logits = nullptr;   // [hq] or null
@@ -98,7 +96,8 @@ struct Problem {
   void SpansOf(int64_t s, const Sequence& seq, std::vector<KeySpan>* out, int64_t* first_query) const {
     out->clear();
     if (spanned != nullptr) {
-      out->assign(spanned->spans.begin() + spanned->span_begin[s], spanned->spans.begin() + spanned->span_begin[s + 1]);
+      out->assign(spanned->spans.begin() + spanned->span_begin[s],
+                  spanned->spans.begin() + spanned->span_begin[s + 1]);
       *first_query = spanned->first_query[s];
       return;
     }

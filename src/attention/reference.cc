@@ -51,8 +51,8 @@ struct RowScores {
   std::vector<char> visible;
 };
 
-void ScoreRow(const Problem& p, const Inputs& in, const Sequence& seq, const BandRule& rule, int64_t h, int64_t i,
-              const std::vector<double>& q_row, RowScores* r) {
+void ScoreRow(const Problem& p, const Inputs& in, const Sequence& seq, const BandRule& rule, int64_t h,
+              int64_t i, const std::vector<double>& q_row, RowScores* r) {
   const int64_t kvh = h / p.group();
   r->s.assign(seq.lk, 0.0);
   r->x.assign(seq.lk, 0.0);
@@ -191,13 +191,13 @@ ReferenceBackwardResult ReferenceBackward(const Problem& p, const TensorRef& dou
   return Backward(p, ProblemInputs(p, &dout));
 }
 
-ReferenceForwardResult ReferenceForwardF64(const Problem& p, const double* q, const double* k, const double* v,
-                                           const double* sink_logits) {
+ReferenceForwardResult ReferenceForwardF64(const Problem& p, const double* q, const double* k,
+                                           const double* v, const double* sink_logits) {
   return Forward(p, F64Inputs(p, q, k, v, nullptr, sink_logits));
 }
 
-ReferenceBackwardResult ReferenceBackwardF64(const Problem& p, const double* q, const double* k, const double* v,
-                                             const double* dout, const double* sink_logits) {
+ReferenceBackwardResult ReferenceBackwardF64(const Problem& p, const double* q, const double* k,
+                                             const double* v, const double* dout, const double* sink_logits) {
   return Backward(p, F64Inputs(p, q, k, v, dout, sink_logits));
 }
 

@@ -33,9 +33,9 @@ ReferenceBackwardResult ReferenceBackward(const Problem& p, const TensorRef& dou
 // dout, laid out like p.out) are double arrays addressed through the strides of p's
 // views (whose data and dtype are not read), and the sink logits ([hq], or null) are
 // double instead of p.sink_logits.
-ReferenceForwardResult ReferenceForwardF64(const Problem& p, const double* q, const double* k, const double* v,
-                                           const double* sink_logits);
-ReferenceBackwardResult ReferenceBackwardF64(const Problem& p, const double* q, const double* k, const double* v,
-                                             const double* dout, const double* sink_logits);
+ReferenceForwardResult ReferenceForwardF64(const Problem& p, const double* q, const double* k,
+                                           const double* v, const double* sink_logits);
+ReferenceBackwardResult ReferenceBackwardF64(const Problem& p, const double* q, const double* k,
+                                             const double* v, const double* dout, const double* sink_logits);
 
 }  // namespace swa::attention

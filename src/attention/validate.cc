@@ -136,7 +136,8 @@ void CheckWindow(int64_t w, const std::string& what) {
 // The query side of every forward: out has q's shape, Hq is a multiple of `hkv`, and
 // the problem takes q's dtype and sizes and the q and out views.
 void BuildQuerySide(const swa_tensor* q, const swa_tensor* out, int64_t hkv, Problem* pr) {
-  if (!SameShape(out, q)) ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
+  if (!SameShape(out, q))
+    ThrowInvalid("out " + ShapeString(out) + " must have the shape of q " + ShapeString(q));
   const int64_t hq = q->shape[2];
   if (hkv < 1 || hq % hkv != 0) {
     ThrowInvalid("query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
@@ -165,7 +166,8 @@ void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const
     ThrowInvalid("k and v must have the batch size of q (q " + ShapeString(q) + ", k " + ShapeString(k) +
                  ", v " + ShapeString(v) + ")");
   }
-  if (!SameShape(k, v)) ThrowInvalid("k " + ShapeString(k) + " and v " + ShapeString(v) + " must have the same shape");
+  if (!SameShape(k, v))
+    ThrowInvalid("k " + ShapeString(k) + " and v " + ShapeString(v) + " must have the same shape");
   if (k->shape[3] != q->shape[3]) ThrowInvalid("k and q must have the same head_dim");
   BuildQuerySide(q, out, k->shape[2], &pr);
   pr.k = MakeRef(k);
@@ -192,7 +194,9 @@ void BuildProblem(const swa_attention_params* params, const swa_tensor* q, const
   }
 }
 
-NamedRange FloatRange(const float* p, int64_t count, const char* name) { return {name, FloatBytes(p, count)}; }
+NamedRange FloatRange(const float* p, int64_t count, const char* name) {
+  return {name, FloatBytes(p, count)};
+}
 
 // Outputs must not overlap each other or any input.
 void CheckNoAliasing(const std::vector<NamedRange>& inputs, const std::vector<NamedRange>& outputs) {
@@ -266,7 +270,8 @@ void ValidateRule(const swa_attention_params* params, RuleStorage* storage, Prob
   pr.mask.sink_tokens = params->sink_tokens;
   pr.mask.global_tokens = globals.empty() ? nullptr : globals.data();
   pr.mask.num_global_tokens = static_cast<int64_t>(globals.size());
-  pr.scale_exact = params->scale != 0.0f ? static_cast<double>(params->scale) : 1.0 / std::sqrt(static_cast<double>(pr.dim));
+  pr.scale_exact = params->scale != 0.0f ? static_cast<double>(params->scale)
+                                         : 1.0 / std::sqrt(static_cast<double>(pr.dim));
   pr.scale = static_cast<float>(pr.scale_exact);
   pr.softcap = params->softcap;
   storage->alibi_slopes.assign(params->alibi_slopes, params->alibi_slopes + (params->alibi_slopes ? hq : 0));
@@ -277,10 +282,9 @@ void ValidateRule(const swa_attention_params* params, RuleStorage* storage, Prob
   pr.threads = params->num_threads;
 }
 
-std::unique_ptr<ValidatedProblem> ValidateForward(const swa_attention_params* params,
-                                                  const swa_tensor* q, const swa_tensor* k,
-                                                  const swa_tensor* v, const swa_tensor* out,
-                                                  const float* lse) {
+std::unique_ptr<ValidatedProblem> ValidateForward(const swa_attention_params* params, const swa_tensor* q,
+                                                  const swa_tensor* k, const swa_tensor* v,
+                                                  const swa_tensor* out, const float* lse) {
   auto vp = std::make_unique<ValidatedProblem>();
   if (params == nullptr) ThrowInvalid("params is NULL");
   const NamedRange rq = CheckTensor(q, "q", false);
@@ -321,7 +325,8 @@ void CheckCuSeqlens(const int32_t* cu, int64_t num_seqs, int64_t total, const ch
   const std::string n = name;
   if (cu[0] != 0) ThrowInvalid(n + "[0] must be 0");
   for (int64_t s = 0; s < num_seqs; ++s) {
-    if (cu[s + 1] < cu[s]) ThrowInvalid(n + " must be non-decreasing (at index " + std::to_string(s + 1) + ")");
+    if (cu[s + 1] < cu[s])
+      ThrowInvalid(n + " must be non-decreasing (at index " + std::to_string(s + 1) + ")");
   }
   if (cu[num_seqs] != total) {
     ThrowInvalid(n + "[num_seqs] = " + std::to_string(cu[num_seqs]) + " must equal the packed length " +
@@ -329,11 +334,12 @@ void CheckCuSeqlens(const int32_t* cu, int64_t num_seqs, int64_t total, const ch
   }
 }
 
-std::unique_ptr<ValidatedProblem> ValidateBackward(
-    const swa_attention_params* params, const swa_tensor* q, const swa_tensor* k,
-    const swa_tensor* v, const swa_tensor* out, const float* lse, const swa_tensor* dout,
-    const swa_tensor* dq, const swa_tensor* dk, const swa_tensor* dv, const float* dsink,
-    BackwardTensors* grads) {
+std::unique_ptr<ValidatedProblem> ValidateBackward(const swa_attention_params* params, const swa_tensor* q,
+                                                   const swa_tensor* k, const swa_tensor* v,
+                                                   const swa_tensor* out, const float* lse,
+                                                   const swa_tensor* dout, const swa_tensor* dq,
+                                                   const swa_tensor* dk, const swa_tensor* dv,
+                                                   const float* dsink, BackwardTensors* grads) {
   auto vp = std::make_unique<ValidatedProblem>();
   if (params == nullptr) ThrowInvalid("params is NULL");
   const NamedRange rq = CheckTensor(q, "q", false);
@@ -351,10 +357,14 @@ std::unique_ptr<ValidatedProblem> ValidateBackward(
   if (dout->dtype != q->dtype || dq->dtype != q->dtype || dk->dtype != q->dtype || dv->dtype != q->dtype) {
     ThrowInvalid("dout, dq, dk and dv must have the dtype of q");
   }
-  if (!SameShape(dout, q)) ThrowInvalid("dout " + ShapeString(dout) + " must have the shape of out " + ShapeString(q));
-  if (!SameShape(dq, q)) ThrowInvalid("dq " + ShapeString(dq) + " must have the shape of q " + ShapeString(q));
-  if (!SameShape(dk, k)) ThrowInvalid("dk " + ShapeString(dk) + " must have the shape of k " + ShapeString(k));
-  if (!SameShape(dv, v)) ThrowInvalid("dv " + ShapeString(dv) + " must have the shape of v " + ShapeString(v));
+  if (!SameShape(dout, q))
+    ThrowInvalid("dout " + ShapeString(dout) + " must have the shape of out " + ShapeString(q));
+  if (!SameShape(dq, q))
+    ThrowInvalid("dq " + ShapeString(dq) + " must have the shape of q " + ShapeString(q));
+  if (!SameShape(dk, k))
+    ThrowInvalid("dk " + ShapeString(dk) + " must have the shape of k " + ShapeString(k));
+  if (!SameShape(dv, v))
+    ThrowInvalid("dv " + ShapeString(dv) + " must have the shape of v " + ShapeString(v));
   grads->dout = MakeRef(dout);
   grads->dq = MakeRef(dq);
   grads->dk = MakeRef(dk);

@@ -14,10 +14,10 @@ namespace swa::attention {
 // per-head windows, deduplicated global tokens, and copies of the per-head float arrays.
 // A Problem's rule fields point in here.
 struct RuleStorage {
-  std::vector<HeadWindow> windows;      // [hq]
-  std::vector<int64_t> global_tokens;   // sorted, distinct
-  std::vector<float> alibi_slopes;      // [hq] or empty
-  std::vector<float> sink_logits;       // [hq] or empty
+  std::vector<HeadWindow> windows;     // [hq]
+  std::vector<int64_t> global_tokens;  // sorted, distinct
+  std::vector<float> alibi_slopes;     // [hq] or empty
+  std::vector<float> sink_logits;      // [hq] or empty
 };
 
 // Validates the rule part of `params` (windows, scale, softcap, ALiBi, sinks, chunks,
@@ -33,17 +33,17 @@ struct ValidatedProblem {
 };
 
 // Validates a forward call.
-std::unique_ptr<ValidatedProblem> ValidateForward(const swa_attention_params* params,
-                                                  const swa_tensor* q, const swa_tensor* k,
-                                                  const swa_tensor* v, const swa_tensor* out,
-                                                  const float* lse);
+std::unique_ptr<ValidatedProblem> ValidateForward(const swa_attention_params* params, const swa_tensor* q,
+                                                  const swa_tensor* k, const swa_tensor* v,
+                                                  const swa_tensor* out, const float* lse);
 
 // Validates a backward call; fills `grads` with the gradient views.
-std::unique_ptr<ValidatedProblem> ValidateBackward(
-    const swa_attention_params* params, const swa_tensor* q, const swa_tensor* k,
-    const swa_tensor* v, const swa_tensor* out, const float* lse, const swa_tensor* dout,
-    const swa_tensor* dq, const swa_tensor* dk, const swa_tensor* dv, const float* dsink,
-    BackwardTensors* grads);
+std::unique_ptr<ValidatedProblem> ValidateBackward(const swa_attention_params* params, const swa_tensor* q,
+                                                   const swa_tensor* k, const swa_tensor* v,
+                                                   const swa_tensor* out, const float* lse,
+                                                   const swa_tensor* dout, const swa_tensor* dq,
+                                                   const swa_tensor* dk, const swa_tensor* dv,
+                                                   const float* dsink, BackwardTensors* grads);
 
 // The query side of a forward whose keys come from elsewhere (a KV cache): q and out
 // (same shape and dtype, Hq a multiple of `hkv`), lse, and the packing: with cu_seqlens_q,

@@ -119,7 +119,8 @@ void KvCache::AppendAttend(const int64_t* ids, int64_t num_seqs, const swa_tenso
     }
   }
   const ByteRange ro = TensorBytes(out);
-  const ByteRange rl = lse != nullptr ? FloatBytes(lse, out->shape[0] * out->shape[2] * out->shape[1]) : ByteRange{};
+  const ByteRange rl =
+      lse != nullptr ? FloatBytes(lse, out->shape[0] * out->shape[2] * out->shape[1]) : ByteRange{};
   for (const swa_tensor* in : {k, v}) {
     const char* name = in == k ? "k" : "v";
     if (Overlaps(ro, TensorBytes(in))) ThrowInvalid(std::string("out overlaps the memory of ") + name);
@@ -131,8 +132,10 @@ void KvCache::AppendAttend(const int64_t* ids, int64_t num_seqs, const swa_tenso
   // int32 packing, which equals append then attend under any rule.
   if (cfg_.grows) {
     AppendRows(krows, *k, *v);
-    const int64_t piece = std::max<int64_t>(1, std::numeric_limits<int32_t>::max() / std::max<int64_t>(1, num_seqs));
-    for (int64_t begin = 0; begin < longest; begin += piece) AttendRows(Piece(qrows, begin, piece), *q, *out, lse);
+    const int64_t piece =
+        std::max<int64_t>(1, std::numeric_limits<int32_t>::max() / std::max<int64_t>(1, num_seqs));
+    for (int64_t begin = 0; begin < longest; begin += piece)
+      AttendRows(Piece(qrows, begin, piece), *q, *out, lse);
     return;
   }
   // A ring holds the keys of at most max_chunk queries, so longer chunks go in pieces of
@@ -250,7 +253,7 @@ void KvCache::AttendRows(const std::vector<SeqRows>& rows, const swa_tensor& q, 
       for (int64_t j = t * kRowsPerTask; j < end; ++j) {
         worker_angles[worker].At(jobs[j].position);
         ops::RotateHeads(worker_angles[worker], cfg_.dtype, hkv, dim, jobs[j].src, dim, jobs[j].dst, dim,
-                           worker_rows.data() + worker * dim);
+                         worker_rows.data() + worker * dim);
       }
     });
   }

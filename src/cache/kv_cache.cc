@@ -101,7 +101,8 @@ std::vector<SeqRows> KvCache::BatchRows(const int64_t* ids, int64_t num_seqs, co
   }
   if (t->shape[0] != 1) ThrowInvalid(n + " must have batch 1 with cu_seqlens, got " + Str(t->shape[0]));
   attention::CheckCuSeqlens(cu_seqlens, num_seqs, t->shape[1], "cu_seqlens");
-  for (int64_t s = 0; s < num_seqs; ++s) rows[s] = {rows[s].store, 0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
+  for (int64_t s = 0; s < num_seqs; ++s)
+    rows[s] = {rows[s].store, 0, cu_seqlens[s], cu_seqlens[s + 1] - cu_seqlens[s]};
   return rows;
 }
 

@@ -54,14 +54,14 @@ class CaseData {
 };
 
 struct CaseResult {
-  int code = 0;             // return code of swa_attention_forward
-  std::string message;      // swa_last_error() when code != 0
-  double out_err = 0;       // max |out - ref| / max |ref|
-  double lse_err = 0;       // max |lse - ref| / max(1, |ref|) over finite entries
-  double tolerance = 0;     // allowed out_err for the dtype
-  bool nan_parity = true;   // NaN/Inf pattern of out and lse matches the oracle
+  int code = 0;            // return code of swa_attention_forward
+  std::string message;     // swa_last_error() when code != 0
+  double out_err = 0;      // max |out - ref| / max |ref|
+  double lse_err = 0;      // max |lse - ref| / max(1, |ref|) over finite entries
+  double tolerance = 0;    // allowed out_err for the dtype
+  bool nan_parity = true;  // NaN/Inf pattern of out and lse matches the oracle
   bool guards_intact = true;
-  std::string first_mismatch;  // where the NaN/Inf pattern first differed
+  std::string first_mismatch;      // where the NaN/Inf pattern first differed
   std::vector<uint8_t> out_bytes;  // for bitwise comparisons across thread counts
   std::vector<uint8_t> lse_bytes;
   bool Passed() const;

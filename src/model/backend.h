@@ -30,8 +30,8 @@ struct Backend<float> {
                    int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     if (m == 0 || n == 0) return;
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
   }
   static void RmsNormForward(const float* x, const float* w, double eps, int64_t n, int64_t d, float* y,
                              float* rstd) {
@@ -41,8 +41,11 @@ struct Backend<float> {
                               int64_t d, float* dx, float* dw) {
     ops::RmsNormBackward(x, w, rstd, dy, n, d, dx, dw);
   }
-  static void SwiGluForward(const float* g, const float* u, int64_t n, float* out) { ops::SwiGluForward(g, u, n, out); }
-  static void SwiGluBackward(const float* g, const float* u, const float* dout, int64_t n, float* dg, float* du) {
+  static void SwiGluForward(const float* g, const float* u, int64_t n, float* out) {
+    ops::SwiGluForward(g, u, n, out);
+  }
+  static void SwiGluBackward(const float* g, const float* u, const float* dout, int64_t n, float* dg,
+                             float* du) {
     ops::SwiGluBackward(g, u, dout, n, dg, du);
   }
   static double SoftmaxCrossEntropy(const float* z, const int32_t* targets, int64_t n, int64_t v, double cap,
@@ -57,15 +60,15 @@ struct Backend<double> {
                    int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
     if (m == 0 || n == 0) return;
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-                static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
   }
   static void RmsNormForward(const double* x, const double* w, double eps, int64_t n, int64_t d, double* y,
                              double* rstd) {
     ops::plain::RmsNormForward(x, w, eps, n, d, y, rstd);
   }
-  static void RmsNormBackward(const double* x, const double* w, const double* rstd, const double* dy, int64_t n,
-                              int64_t d, double* dx, double* dw) {
+  static void RmsNormBackward(const double* x, const double* w, const double* rstd, const double* dy,
+                              int64_t n, int64_t d, double* dx, double* dw) {
     ops::plain::RmsNormBackward(x, w, rstd, dy, n, d, dx, dw);
   }
   static void SwiGluForward(const double* g, const double* u, int64_t n, double* out) {

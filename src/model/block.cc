@@ -24,8 +24,8 @@ void NormForward(const BlockSpec& s, const T* x, const T* w, int64_t n, T* y, T*
 
 // dx = dres + d rmsnorm(x, w)/dx . dy; dw += the weight's gradient, summed chunk by chunk.
 template <class T>
-void NormBackward(const BlockSpec& s, const T* x, const T* w, const T* rstd, const T* dy, const T* dres, int64_t n,
-                  T* dx, T* dw, std::vector<T>* parts, ThreadPool& pool) {
+void NormBackward(const BlockSpec& s, const T* x, const T* w, const T* rstd, const T* dy, const T* dres,
+                  int64_t n, T* dx, T* dw, std::vector<T>* parts, ThreadPool& pool) {
   const int64_t chunks = RowChunks(n);
   parts->assign(static_cast<size_t>(chunks * s.d), T(0));
   ForRowChunks(n, pool, s.threads, [&](int64_t c, int64_t b, int64_t e) {
@@ -45,7 +45,8 @@ void GateHeads(const BlockSpec& s, const T* attn, const T* gate, int64_t n, T* o
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t h = 0; h < s.hq; ++h) {
       const T g = gate[t * s.gate_groups + s.group_of_head[h]];
-      for (int64_t e = 0; e < s.head_dim; ++e) o[t * hd + h * s.head_dim + e] = attn[t * hd + h * s.head_dim + e] * g;
+      for (int64_t e = 0; e < s.head_dim; ++e)
+        o[t * hd + h * s.head_dim + e] = attn[t * hd + h * s.head_dim + e] * g;
     }
   }
 }
@@ -53,8 +54,8 @@ void GateHeads(const BlockSpec& s, const T* attn, const T* gate, int64_t n, T* o
 }  // namespace
 
 template <class T>
-void BlockForward(const BlockSpec& s, const LayerTensors<const T>& w, const Packing& pack, const int32_t* positions,
-                  const T* x, BlockActivations<T>* a, T* y, ThreadPool& pool) {
+void BlockForward(const BlockSpec& s, const LayerTensors<const T>& w, const Packing& pack,
+                  const int32_t* positions, const T* x, BlockActivations<T>* a, T* y, ThreadPool& pool) {
   using B = Backend<T>;
   const int64_t n = pack.tokens, d = s.d, hqd = s.hq * s.head_dim, hkvd = s.hkv * s.head_dim, f = s.ffn;
   const int64_t g = s.gate_groups;
@@ -87,14 +88,16 @@ void BlockForward(const BlockSpec& s, const LayerTensors<const T>& w, const Pack
     });
   }
   // a [n, Hq*D], lse [Hq, n] = attention(q, k, v)
-  s.attention->Forward(pack, a->q.data(), a->k.data(), a->v.data(), w.sinks, a->attn.data(), a->lse.data(), pool);
+  s.attention->Forward(pack, a->q.data(), a->k.data(), a->v.data(), w.sinks, a->attn.data(), a->lse.data(),
+                       pool);
   // o = a, or a_h * sigmoid(h1 gate.weight^T + gate.bias)[group(h)]
   std::vector<T> gated;
   const T* o = a->attn.data();
   if (g > 0) {
     B::Gemm(false, true, n, g, d, 1, a->h1.data(), d, w.gate_w, d, 0, a->gate.data(), g);
     for (int64_t t = 0; t < n; ++t) {
-      for (int64_t j = 0; j < g; ++j) a->gate[t * g + j] = ops::plain::Sigmoid(a->gate[t * g + j] + w.gate_b[j]);
+      for (int64_t j = 0; j < g; ++j)
+        a->gate[t * g + j] = ops::plain::Sigmoid(a->gate[t * g + j] + w.gate_b[j]);
     }
     gated.resize(static_cast<size_t>(n * hqd));
     GateHeads(s, a->attn.data(), a->gate.data(), n, gated.data());
@@ -118,9 +121,9 @@ void BlockForward(const BlockSpec& s, const LayerTensors<const T>& w, const Pack
 }
 
 template <class T>
-void BlockBackward(const BlockSpec& s, const LayerTensors<const T>& w, const Packing& pack, const int32_t* positions,
-                   const BlockActivations<T>& a, const T* dy, T* dx, const LayerTensors<T>& g, BlockScratch<T>* z,
-                   ThreadPool& pool) {
+void BlockBackward(const BlockSpec& s, const LayerTensors<const T>& w, const Packing& pack,
+                   const int32_t* positions, const BlockActivations<T>& a, const T* dy, T* dx,
+                   const LayerTensors<T>& g, BlockScratch<T>* z, ThreadPool& pool) {
   using B = Backend<T>;
   const int64_t n = pack.tokens, d = s.d, hqd = s.hq * s.head_dim, hkvd = s.hkv * s.head_dim, f = s.ffn;
   const int64_t groups = s.gate_groups;
@@ -215,13 +218,13 @@ void BlockBackward(const BlockSpec& s, const LayerTensors<const T>& w, const Pac
 
 template void BlockForward(const BlockSpec&, const LayerTensors<const float>&, const Packing&, const int32_t*,
                            const float*, BlockActivations<float>*, float*, ThreadPool&);
-template void BlockForward(const BlockSpec&, const LayerTensors<const double>&, const Packing&, const int32_t*,
-                           const double*, BlockActivations<double>*, double*, ThreadPool&);
-template void BlockBackward(const BlockSpec&, const LayerTensors<const float>&, const Packing&, const int32_t*,
-                            const BlockActivations<float>&, const float*, float*, const LayerTensors<float>&,
-                            BlockScratch<float>*, ThreadPool&);
-template void BlockBackward(const BlockSpec&, const LayerTensors<const double>&, const Packing&, const int32_t*,
-                            const BlockActivations<double>&, const double*, double*, const LayerTensors<double>&,
-                            BlockScratch<double>*, ThreadPool&);
+template void BlockForward(const BlockSpec&, const LayerTensors<const double>&, const Packing&,
+                           const int32_t*, const double*, BlockActivations<double>*, double*, ThreadPool&);
+template void BlockBackward(const BlockSpec&, const LayerTensors<const float>&, const Packing&,
+                            const int32_t*, const BlockActivations<float>&, const float*, float*,
+                            const LayerTensors<float>&, BlockScratch<float>*, ThreadPool&);
+template void BlockBackward(const BlockSpec&, const LayerTensors<const double>&, const Packing&,
+                            const int32_t*, const BlockActivations<double>&, const double*, double*,
+                            const LayerTensors<double>&, BlockScratch<double>*, ThreadPool&);
 
 }  // namespace swa::model

@@ -26,10 +26,10 @@ namespace swa::model {
 struct BlockSpec {
   int64_t d = 0, hq = 0, hkv = 0, head_dim = 0, ffn = 0;
   double eps = 1e-5;
-  int64_t gate_groups = 0;              // G; 0 without gated fusion
-  std::vector<int> group_of_head;       // [Hq] gate group of each head
+  int64_t gate_groups = 0;         // G; 0 without gated fusion
+  std::vector<int> group_of_head;  // [Hq] gate group of each head
   const LayerAttention* attention = nullptr;
-  const RopeTable* rope = nullptr;      // null in an ALiBi layer
+  const RopeTable* rope = nullptr;  // null in an ALiBi layer
   int threads = 0;
 };
 

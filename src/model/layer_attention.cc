@@ -86,8 +86,8 @@ void LayerAttention::Forward(const Packing& pack, const double* q, const double*
 
 template <>
 void LayerAttention::Backward(const Packing& pack, const float* q, const float* k, const float* v,
-                              const float* sinks, const float* out, const float* lse, const float* dout, float* dq,
-                              float* dk, float* dv, float* dsinks, ThreadPool& pool) const {
+                              const float* sinks, const float* out, const float* lse, const float* dout,
+                              float* dq, float* dk, float* dv, float* dsinks, ThreadPool& pool) const {
   attention::Problem p = Call(pack, q, k, v, const_cast<float*>(out));
   std::vector<float> dsink;
   attention::BackwardTensors g;
@@ -107,8 +107,8 @@ void LayerAttention::Backward(const Packing& pack, const float* q, const float* 
 
 template <>
 void LayerAttention::Backward(const Packing& pack, const double* q, const double* k, const double* v,
-                              const double* sinks, const double* out, const double*, const double* dout, double* dq,
-                              double* dk, double* dv, double* dsinks, ThreadPool&) const {
+                              const double* sinks, const double* out, const double*, const double* dout,
+                              double* dq, double* dk, double* dv, double* dsinks, ThreadPool&) const {
   const attention::Problem p = Call(pack, q, k, v, const_cast<double*>(out));
   const bool learned = rule_.sink_logits != nullptr;
   const attention::ReferenceBackwardResult r =

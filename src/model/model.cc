@@ -13,28 +13,32 @@ namespace {
 
 template <class T>
 LayerTensors<const T> AsConst(const LayerTensors<T>& t) {
-  return {t.input_norm, t.q_proj, t.k_proj, t.v_proj, t.o_proj, t.sinks, t.gate_w, t.gate_b, t.post_norm,
-          t.mlp_gate, t.mlp_up, t.mlp_down};
+  return {t.input_norm, t.q_proj, t.k_proj,    t.v_proj,   t.o_proj, t.sinks,
+          t.gate_w,     t.gate_b, t.post_norm, t.mlp_gate, t.mlp_up, t.mlp_down};
 }
 
 // Positions restart at 0 in every segment; checks the packing on the way.
 void SegmentPositions(const TokenBatch& b, int64_t vocab, std::vector<int32_t>* positions) {
   if (b.n < 0 || b.segments < 0) ThrowInvalid("token and segment counts must be >= 0");
-  if (b.n > 0 && (b.tokens == nullptr || b.cu_seqlens == nullptr)) ThrowInvalid("tokens or cu_seqlens is NULL");
+  if (b.n > 0 && (b.tokens == nullptr || b.cu_seqlens == nullptr))
+    ThrowInvalid("tokens or cu_seqlens is NULL");
   if (b.n > 0 && (b.cu_seqlens[0] != 0 || b.cu_seqlens[b.segments] != b.n)) {
     ThrowInvalid("cu_seqlens must start at 0 and end at the token count " + std::to_string(b.n));
   }
   positions->resize(static_cast<size_t>(b.n));
   for (int64_t s = 0; s < b.segments && b.n > 0; ++s) {
     if (b.cu_seqlens[s + 1] < b.cu_seqlens[s]) ThrowInvalid("cu_seqlens must be non-decreasing");
-    for (int64_t t = b.cu_seqlens[s]; t < b.cu_seqlens[s + 1]; ++t) (*positions)[t] = static_cast<int32_t>(t - b.cu_seqlens[s]);
+    for (int64_t t = b.cu_seqlens[s]; t < b.cu_seqlens[s + 1]; ++t)
+      (*positions)[t] = static_cast<int32_t>(t - b.cu_seqlens[s]);
   }
   for (int64_t t = 0; t < b.n; ++t) {
     if (b.tokens[t] < 0 || b.tokens[t] >= vocab) {
-      ThrowInvalid("token " + std::to_string(b.tokens[t]) + " at " + std::to_string(t) + " is outside the vocabulary");
+      ThrowInvalid("token " + std::to_string(b.tokens[t]) + " at " + std::to_string(t) +
+                   " is outside the vocabulary");
     }
     if (b.targets != nullptr && b.targets[t] != kPad && (b.targets[t] < 0 || b.targets[t] >= vocab)) {
-      ThrowInvalid("target " + std::to_string(b.targets[t]) + " at " + std::to_string(t) + " is outside the vocabulary");
+      ThrowInvalid("target " + std::to_string(b.targets[t]) + " at " + std::to_string(t) +
+                   " is outside the vocabulary");
     }
   }
 }
@@ -50,8 +54,9 @@ Model::Model(ModelConfig config, int threads, bool recompute)
   param_floats_ = LayoutFloats(config_);
   for (const LayerConfig& layer : config_.layers) {
     attention_.push_back(std::make_unique<LayerAttention>(config_, layer, threads));
-    rope_.push_back(UsesRope(layer) ? std::make_unique<RopeTable>(LayerRopeTheta(config_, layer), config_.head_dim)
-                                    : nullptr);
+    rope_.push_back(UsesRope(layer)
+                        ? std::make_unique<RopeTable>(LayerRopeTheta(config_, layer), config_.head_dim)
+                        : nullptr);
     BlockSpec s;
     s.d = config_.hidden_size;
     s.hq = config_.num_attention_heads;
@@ -72,11 +77,13 @@ Model::Model(ModelConfig config, int threads, bool recompute)
 }
 
 template <class T>
-void Model::ForwardBlocks(const T* params, const TokenBatch& batch, Workspace<T>* ws, ThreadPool& pool) const {
+void Model::ForwardBlocks(const T* params, const TokenBatch& batch, Workspace<T>* ws,
+                          ThreadPool& pool) const {
   const int64_t n = batch.n, d = config_.hidden_size, layers = config_.num_hidden_layers;
   SegmentPositions(batch, config_.vocab_size, &ws->positions);
   int64_t longest = 0;
-  for (int64_t s = 0; s < batch.segments; ++s) longest = std::max<int64_t>(longest, batch.cu_seqlens[s + 1] - batch.cu_seqlens[s]);
+  for (int64_t s = 0; s < batch.segments; ++s)
+    longest = std::max<int64_t>(longest, batch.cu_seqlens[s + 1] - batch.cu_seqlens[s]);
   for (const auto& rope : rope_) {
     if (rope) rope->Reserve(longest);
   }
@@ -110,7 +117,8 @@ void Model::Head(const T* params, const TokenBatch& batch, Workspace<T>* ws, Thr
 }
 
 template <class T>
-void Model::Logits(const T* params, const TokenBatch& batch, T* logits, Workspace<T>* ws, ThreadPool& pool) const {
+void Model::Logits(const T* params, const TokenBatch& batch, T* logits, Workspace<T>* ws,
+                   ThreadPool& pool) const {
   ForwardBlocks(params, batch, ws, pool);
   Head(params, batch, ws, pool);
   const double cap = config_.final_logit_softcapping;
@@ -124,7 +132,8 @@ template <class T>
 double Model::Loss(const T* params, const TokenBatch& batch, T* grads, Workspace<T>* ws, ThreadPool& pool,
                    int64_t* count_out) const {
   if (batch.targets == nullptr) ThrowInvalid("the loss needs targets");
-  const int64_t n = batch.n, d = config_.hidden_size, v = config_.vocab_size, layers = config_.num_hidden_layers;
+  const int64_t n = batch.n, d = config_.hidden_size, v = config_.vocab_size,
+                layers = config_.num_hidden_layers;
   ForwardBlocks(params, batch, ws, pool);
   Head(params, batch, ws, pool);
   int64_t count = 0;
@@ -136,8 +145,8 @@ double Model::Loss(const T* params, const TokenBatch& batch, T* grads, Workspace
   std::vector<double> chunk_loss(static_cast<size_t>(RowChunks(n)), 0.0);
   ForRowChunks(n, pool, threads_, [&](int64_t c, int64_t b, int64_t e) {
     chunk_loss[c] = Backend<T>::SoftmaxCrossEntropy(ws->logits.data() + b * v, batch.targets + b, e - b, v,
-                                                     config_.final_logit_softcapping, kPad, scale,
-                                                     ws->dlogits.data() + b * v);
+                                                    config_.final_logit_softcapping, kPad, scale,
+                                                    ws->dlogits.data() + b * v);
   });
   double total = 0;
   for (double l : chunk_loss) total += l;
@@ -155,8 +164,9 @@ double Model::Loss(const T* params, const TokenBatch& batch, T* grads, Workspace
   const int64_t chunks = RowChunks(n);
   ws->norm_parts.assign(static_cast<size_t>(chunks * d), T(0));
   ForRowChunks(n, pool, threads_, [&](int64_t c, int64_t b, int64_t e) {
-    Backend<T>::RmsNormBackward(ws->x.data() + b * d, w.final_norm, ws->rstd_f.data() + b, ws->dxf.data() + b * d,
-                                e - b, d, ws->dx.data() + b * d, ws->norm_parts.data() + c * d);
+    Backend<T>::RmsNormBackward(ws->x.data() + b * d, w.final_norm, ws->rstd_f.data() + b,
+                                ws->dxf.data() + b * d, e - b, d, ws->dx.data() + b * d,
+                                ws->norm_parts.data() + c * d);
   });
   SumChunks(ws->norm_parts, chunks, d, g.final_norm);
   // The blocks, last to first (recomputing each block's activations from its input).
@@ -165,8 +175,8 @@ double Model::Loss(const T* params, const TokenBatch& batch, T* grads, Workspace
     BlockActivations<T>* acts = &ws->blocks[recompute_ ? 0 : i];
     if (recompute_) {
       std::vector<T> out(static_cast<size_t>(n * d));
-      BlockForward(specs_[i], w.layers[i], pack, ws->positions.data(), ws->block_inputs[i].data(), acts, out.data(),
-                   pool);
+      BlockForward(specs_[i], w.layers[i], pack, ws->positions.data(), ws->block_inputs[i].data(), acts,
+                   out.data(), pool);
     }
     BlockBackward(specs_[i], w.layers[i], pack, ws->positions.data(), *acts, ws->dx.data(), ws->dx.data(),
                   g.layers[i], &ws->scratch, pool);
@@ -182,7 +192,8 @@ double Model::Loss(const T* params, const TokenBatch& batch, T* grads, Workspace
 
 template void Model::Logits(const float*, const TokenBatch&, float*, Workspace<float>*, ThreadPool&) const;
 template void Model::Logits(const double*, const TokenBatch&, double*, Workspace<double>*, ThreadPool&) const;
-template double Model::Loss(const float*, const TokenBatch&, float*, Workspace<float>*, ThreadPool&, int64_t*) const;
+template double Model::Loss(const float*, const TokenBatch&, float*, Workspace<float>*, ThreadPool&,
+                            int64_t*) const;
 template double Model::Loss(const double*, const TokenBatch&, double*, Workspace<double>*, ThreadPool&,
                             int64_t*) const;
 

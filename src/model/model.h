@@ -35,11 +35,11 @@ struct TokenBatch {
 // Per-call memory, kept between calls of the same size.
 template <class T>
 struct Workspace {
-  std::vector<int32_t> positions;                // [n]
-  std::vector<T> x;                              // [n, d] residual stream
-  std::vector<BlockActivations<T>> blocks;       // per layer (one when recomputing)
-  std::vector<std::vector<T>> block_inputs;      // per layer, when recomputing
-  std::vector<T> xf, rstd_f, logits, dlogits;   // [n, d], [n], [n, V], [n, V]
+  std::vector<int32_t> positions;              // [n]
+  std::vector<T> x;                            // [n, d] residual stream
+  std::vector<BlockActivations<T>> blocks;     // per layer (one when recomputing)
+  std::vector<std::vector<T>> block_inputs;    // per layer, when recomputing
+  std::vector<T> xf, rstd_f, logits, dlogits;  // [n, d], [n], [n, V], [n, V]
   std::vector<T> dx, dxf, norm_parts;
   BlockScratch<T> scratch;
 };
@@ -79,7 +79,7 @@ class Model {
   bool recompute_;
   std::vector<std::unique_ptr<LayerAttention>> attention_;  // per layer
   std::vector<std::unique_ptr<RopeTable>> rope_;            // per layer (null: ALiBi)
-  std::vector<BlockSpec> specs_;                             // per layer
+  std::vector<BlockSpec> specs_;                            // per layer
 };
 
 }  // namespace swa::model

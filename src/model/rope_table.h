@@ -20,8 +20,8 @@ class RopeTable {
     const int64_t half = dim_ / 2;
     for (int64_t p = static_cast<int64_t>(cos_.size()) / half; p < count; ++p) {
       for (int64_t i = 0; i < half; ++i) {
-        const double angle =
-            static_cast<double>(p) * std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(dim_));
+        const double angle = static_cast<double>(p) *
+                             std::pow(theta_, -2.0 * static_cast<double>(i) / static_cast<double>(dim_));
         cos_.push_back(std::cos(angle));
         sin_.push_back(std::sin(angle));
       }

@@ -24,7 +24,8 @@ void ForRowChunks(int64_t rows, ThreadPool& pool, int threads, const F& f) {
     for (int64_t c = 0; c < chunks; ++c) f(c, c * kRowChunk, std::min(rows, (c + 1) * kRowChunk));
     return;
   }
-  pool.ParallelFor(chunks, workers, [&](int64_t c, int) { f(c, c * kRowChunk, std::min(rows, (c + 1) * kRowChunk)); });
+  pool.ParallelFor(chunks, workers,
+                   [&](int64_t c, int) { f(c, c * kRowChunk, std::min(rows, (c + 1) * kRowChunk)); });
 }
 
 // acc[0, n) += parts[c][0, n) for every chunk c, in chunk order.

@@ -37,8 +37,10 @@ ModelTensors<T> ViewTensors(const ModelConfig& config, const std::vector<ParamIn
 }
 
 template ModelTensors<float> ViewTensors(const ModelConfig&, const std::vector<ParamInfo>&, float*);
-template ModelTensors<const float> ViewTensors(const ModelConfig&, const std::vector<ParamInfo>&, const float*);
+template ModelTensors<const float> ViewTensors(const ModelConfig&, const std::vector<ParamInfo>&,
+                                               const float*);
 template ModelTensors<double> ViewTensors(const ModelConfig&, const std::vector<ParamInfo>&, double*);
-template ModelTensors<const double> ViewTensors(const ModelConfig&, const std::vector<ParamInfo>&, const double*);
+template ModelTensors<const double> ViewTensors(const ModelConfig&, const std::vector<ParamInfo>&,
+                                                const double*);
 
 }  // namespace swa::model

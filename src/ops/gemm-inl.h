@@ -47,7 +47,7 @@ HWY_INLINE void MicroKernel(size_t k, const float* HWY_RESTRICT a, size_t a_rs, 
     hn::Vec<DF> bv[NR];
     for (size_t v = 0; v < NR; ++v) {
       bv[v] = (last_mask != nullptr && v == NR - 1) ? hn::MaskedLoad(*last_mask, d, brow + v * L)
-                                                     : hn::LoadU(d, brow + v * L);
+                                                    : hn::LoadU(d, brow + v * L);
     }
     for (size_t r = 0; r < MR; ++r) {
       const auto av = hn::Set(d, a[r * a_rs + p * a_cs]);

@@ -54,8 +54,8 @@ void TileGemmOnTarget(const GemmArgs& g) {
   Gemm(g.m, g.n, g.k, g.a, g.a_rs, g.a_cs, g.b, g.ldb, g.c, g.ldc, g.accumulate, g.b_padded, g.bands);
 }
 
-void DotRowsOnTarget(size_t rows, size_t cols, size_t dim, const float* q, size_t ldq, const float* k, size_t ldk,
-                     bool k_padded, float* s, size_t lds) {
+void DotRowsOnTarget(size_t rows, size_t cols, size_t dim, const float* q, size_t ldq, const float* k,
+                     size_t ldk, bool k_padded, float* s, size_t lds) {
   DotRows(rows, cols, dim, q, ldq, k, ldk, k_padded, s, lds);
 }
 
@@ -77,9 +77,13 @@ HWY_EXPORT(TileGemmOnTarget);
 HWY_EXPORT(DotRowsOnTarget);
 HWY_EXPORT(LanesOnTarget);
 
-void ExpNonPositive(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ExpNonPositiveArray)(x, y, n); }
+void ExpNonPositive(const float* x, float* y, size_t n) {
+  HWY_DYNAMIC_DISPATCH(ExpNonPositiveArray)(x, y, n);
+}
 void Tanh(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhArray)(x, y, n); }
-void Softcap(const float* x, float cap, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(SoftcapArray)(x, cap, y, n); }
+void Softcap(const float* x, float cap, float* y, size_t n) {
+  HWY_DYNAMIC_DISPATCH(SoftcapArray)(x, cap, y, n);
+}
 void RowToFloat(const void* src, DType dtype, size_t n, size_t n_padded, float* dst) {
   HWY_DYNAMIC_DISPATCH(RowToFloatArray)(src, dtype, n, n_padded, dst);
 }

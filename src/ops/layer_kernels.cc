@@ -42,7 +42,8 @@ HWY_INLINE VF Sigmoid(VF g) {
 
 }  // namespace
 
-void RmsNormForwardImpl(const float* x, const float* w, double eps, int64_t n, int64_t d, float* y, float* rstd) {
+void RmsNormForwardImpl(const float* x, const float* w, double eps, int64_t n, int64_t d, float* y,
+                        float* rstd) {
   const DF df;
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x + r * d;
@@ -61,8 +62,8 @@ void RmsNormForwardImpl(const float* x, const float* w, double eps, int64_t n, i
   }
 }
 
-void RmsNormBackwardImpl(const float* x, const float* w, const float* rstd, const float* dy, int64_t n, int64_t d,
-                         float* dx, float* dw) {
+void RmsNormBackwardImpl(const float* x, const float* w, const float* rstd, const float* dy, int64_t n,
+                         int64_t d, float* dx, float* dw) {
   const DF df;
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x + r * d;
@@ -90,7 +91,8 @@ void SwiGluForwardImpl(const float* gate, const float* up, int64_t n, float* out
   });
 }
 
-void SwiGluBackwardImpl(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {
+void SwiGluBackwardImpl(const float* gate, const float* up, const float* dout, int64_t n, float* dgate,
+                        float* dup) {
   const DF df;
   const VF one = hn::Set(df, 1.0f);
   ForVectors(static_cast<size_t>(n), [&](size_t i, auto m) {
@@ -106,7 +108,8 @@ double SoftmaxCrossEntropyImpl(const float* z, const int32_t* targets, int64_t n
                                int32_t ignore, float scale, float* dz) {
   const DF df;
   const bool capped = cap > 0;
-  const VF vcap = hn::Set(df, static_cast<float>(cap)), inv_cap = hn::Set(df, capped ? 1.0f / static_cast<float>(cap) : 0.0f);
+  const VF vcap = hn::Set(df, static_cast<float>(cap)),
+           inv_cap = hn::Set(df, capped ? 1.0f / static_cast<float>(cap) : 0.0f);
   const VF neg_inf = hn::Set(df, -std::numeric_limits<float>::infinity());
   const VF one = hn::Set(df, 1.0f);
   const size_t cols = static_cast<size_t>(v);
@@ -121,7 +124,9 @@ double SoftmaxCrossEntropyImpl(const float* z, const int32_t* targets, int64_t n
     }
     auto capped_of = [&](VF x) { return capped ? Softcap(df, x, vcap, inv_cap) : x; };
     VF vmax = neg_inf;
-    ForVectors(cols, [&](size_t i, auto m) { vmax = hn::Max(vmax, hn::IfThenElse(m, capped_of(LoadM(zr + i, m)), neg_inf)); });
+    ForVectors(cols, [&](size_t i, auto m) {
+      vmax = hn::Max(vmax, hn::IfThenElse(m, capped_of(LoadM(zr + i, m)), neg_inf));
+    });
     const float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
     const VF vm = hn::Set(df, mx);
     VF sum = hn::Zero(df);
@@ -130,7 +135,9 @@ double SoftmaxCrossEntropyImpl(const float* z, const int32_t* targets, int64_t n
     });
     const float lse = mx + std::log(hn::GetLane(hn::SumOfLanes(df, sum)));
     const float zt = zr[t];
-    const float yt = capped ? static_cast<float>(cap) * hn::GetLane(TanhApprox(df, hn::Set(df, zt / static_cast<float>(cap)))) : zt;
+    const float yt = capped ? static_cast<float>(cap) *
+                                  hn::GetLane(TanhApprox(df, hn::Set(df, zt / static_cast<float>(cap))))
+                            : zt;
     total += static_cast<double>(lse - yt);
     const VF vl = hn::Set(df, lse), vscale = hn::Set(df, scale);
     ForVectors(cols, [&](size_t i, auto m) {
@@ -138,7 +145,8 @@ double SoftmaxCrossEntropyImpl(const float* z, const int32_t* targets, int64_t n
       VF g;
       if (capped) {
         const VF th = TanhApprox(df, hn::Mul(x, inv_cap));
-        g = hn::Mul(hn::Mul(ExpNonPositive(df, hn::Sub(hn::Mul(vcap, th), vl)), vscale), hn::NegMulAdd(th, th, one));
+        g = hn::Mul(hn::Mul(ExpNonPositive(df, hn::Sub(hn::Mul(vcap, th), vl)), vscale),
+                    hn::NegMulAdd(th, th, one));
       } else {
         g = hn::Mul(ExpNonPositive(df, hn::Sub(x, vl)), vscale);
       }
@@ -173,11 +181,12 @@ void RmsNormBackward(const float* x, const float* w, const float* rstd, const fl
 void SwiGluForward(const float* gate, const float* up, int64_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(SwiGluForwardImpl)(gate, up, n, out);
 }
-void SwiGluBackward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {
+void SwiGluBackward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate,
+                    float* dup) {
   HWY_DYNAMIC_DISPATCH(SwiGluBackwardImpl)(gate, up, dout, n, dgate, dup);
 }
-double SoftmaxCrossEntropy(const float* z, const int32_t* targets, int64_t n, int64_t v, double cap, int32_t ignore,
-                           float scale, float* dz) {
+double SoftmaxCrossEntropy(const float* z, const int32_t* targets, int64_t n, int64_t v, double cap,
+                           int32_t ignore, float scale, float* dz) {
   return HWY_DYNAMIC_DISPATCH(SoftmaxCrossEntropyImpl)(z, targets, n, v, cap, ignore, scale, dz);
 }
 

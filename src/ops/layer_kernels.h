@@ -13,8 +13,9 @@ void RmsNormForward(const float* x, const float* w, double eps, int64_t n, int64
 void RmsNormBackward(const float* x, const float* w, const float* rstd, const float* dy, int64_t n, int64_t d,
                      float* dx, float* dw);
 void SwiGluForward(const float* gate, const float* up, int64_t n, float* out);
-void SwiGluBackward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup);
-double SoftmaxCrossEntropy(const float* z, const int32_t* targets, int64_t n, int64_t v, double cap, int32_t ignore,
-                           float scale, float* dz);
+void SwiGluBackward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate,
+                    float* dup);
+double SoftmaxCrossEntropy(const float* z, const int32_t* targets, int64_t n, int64_t v, double cap,
+                           int32_t ignore, float scale, float* dz);
 
 }  // namespace swa::ops

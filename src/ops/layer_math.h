@@ -69,8 +69,8 @@ void SwiGluBackward(const T* gate, const T* up, const T* dout, int64_t n, T* dga
 // sum of the rows' losses; writes d(sum * scale)/dz to dz (the gradient of the mean when
 // scale = 1 / count), through the cap.
 template <class T>
-double SoftmaxCrossEntropy(const T* z, const int32_t* targets, int64_t n, int64_t v, double cap, int32_t ignore,
-                           T scale, T* dz) {
+double SoftmaxCrossEntropy(const T* z, const int32_t* targets, int64_t n, int64_t v, double cap,
+                           int32_t ignore, T scale, T* dz) {
   double total = 0;
   for (int64_t r = 0; r < n; ++r) {
     const T* zr = z + r * v;
@@ -80,7 +80,8 @@ double SoftmaxCrossEntropy(const T* z, const int32_t* targets, int64_t n, int64_
       continue;
     }
     T m = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < v; ++j) m = std::max(m, cap > 0 ? static_cast<T>(cap * std::tanh(zr[j] / cap)) : zr[j]);
+    for (int64_t j = 0; j < v; ++j)
+      m = std::max(m, cap > 0 ? static_cast<T>(cap * std::tanh(zr[j] / cap)) : zr[j]);
     T sum = 0;
     for (int64_t j = 0; j < v; ++j) {
       const T y = cap > 0 ? static_cast<T>(cap * std::tanh(zr[j] / cap)) : zr[j];

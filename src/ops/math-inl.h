@@ -30,7 +30,8 @@ HWY_INLINE V ExpNonPositive(D d, V x) {
   // probabilities, under an lse that does not fit the scores) overflows to +inf, as
   // exp does, instead of wrapping the exponent bits.
   const V n = hn::Min(hn::Round(hn::Mul(x, hn::Set(d, 1.44269504088896341f))), hn::Set(d, 128.0f));
-  const V r = hn::NegMulAdd(n, hn::Set(d, 1.428606820286226e-06f), hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), x));
+  const V r = hn::NegMulAdd(n, hn::Set(d, 1.428606820286226e-06f),
+                            hn::NegMulAdd(n, hn::Set(d, 0.693145751953125f), x));
   V p = hn::Set(d, 1.383677823e-03f);
   p = hn::MulAdd(p, r, hn::Set(d, 8.374802768e-03f));
   p = hn::MulAdd(p, r, hn::Set(d, 4.166822508e-02f));

@@ -9,8 +9,8 @@
 
 namespace swa::ops::scalar {
 
-double Exp(float x);                // exp in double
-double Tanh(float x);               // tanh in double
+double Exp(float x);                 // exp in double
+double Tanh(float x);                // tanh in double
 double Softcap(float x, float cap);  // cap * tanh(x / cap) in double
 
 void RowToFloat(const void* src, DType dtype, size_t n, size_t n_padded, float* dst);

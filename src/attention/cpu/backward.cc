@@ -154,9 +154,9 @@ struct Scratch {
   static constexpr size_t kGroups = RowGroups(kBlock);
   int64_t key_first[kBlock], key_last[kBlock];
   TileInterval key_groups[kGroups], row_groups[kGroups];
-  RowGroupBand score_bands[kGroups];  // S, dP: the key vectors each row group needs
-  RowGroupBand key_bands[kGroups];    // dV, dK: the rows each key group is seen by
-  RowGroupBand row_bands[kGroups];    // dQ: the keys each row group sees
+  RowGroupBand score_bands[kGroups];                 // S, dP: the key vectors each row group needs
+  RowGroupBand key_bands[kGroups];                   // dV, dK: the rows each key group is seen by
+  RowGroupBand row_bands[kGroups];                   // dQ: the keys each row group sees
   std::vector<BandRule> rules;                       // [group]
   std::vector<std::vector<QueryBlock>> head_blocks;  // [group] the segment's schedule
   std::vector<size_t> head_entry;                    // [group] first tile of the head
@@ -268,8 +268,10 @@ void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock
     BandsAsTerms(w.row_groups, row_groups, w.row_bands);
   }
   // S = Q (scale K)^T and dP = dO V^T, [rows][cols].
-  Gemm(rows, cols, dim, q, dp, 1, kt, kBlock, w.s.get(), kBlock, false, true, banded ? w.score_bands : nullptr);
-  Gemm(rows, cols, dim, dout, dp, 1, vt, kBlock, w.ds.get(), kBlock, false, true, banded ? w.score_bands : nullptr);
+  Gemm(rows, cols, dim, q, dp, 1, kt, kBlock, w.s.get(), kBlock, false, true,
+       banded ? w.score_bands : nullptr);
+  Gemm(rows, cols, dim, dout, dp, 1, vt, kBlock, w.ds.get(), kBlock, false, true,
+       banded ? w.score_bands : nullptr);
   ScoresToGradients(c, rule, h, qb, kb0, cols, w, sink_sum);
   // dV += P^T dO and dK += (scale dX)^T Q: A is read transposed (a_rs = 1).
   Gemm(cols, dim, rows, w.s.get(), 1, kBlock, dout, dp, w.dv.get() + b * kBlock * dp, dp, true, true,
@@ -277,7 +279,8 @@ void RunTile(const Context& c, int64_t h, const BandRule& rule, const QueryBlock
   Gemm(cols, dim, rows, w.ds.get(), 1, kBlock, q, dp, w.dk.get() + b * kBlock * dp, dp, true, true,
        banded ? w.key_bands : nullptr);
   // dQ += (scale dX) K.
-  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k, dp, dq_tile, dp, true, true, banded ? w.row_bands : nullptr);
+  Gemm(rows, dim, cols, w.ds.get(), kBlock, 1, k, dp, dq_tile, dp, true, true,
+       banded ? w.row_bands : nullptr);
 }
 
 // Transposes rows x dim of `src` into dst[dim][kBlock] times `mul`; zero columns pad
@@ -323,8 +326,10 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot,
   for (size_t b = 0; b < key_blocks; ++b) {
     const size_t cols = block_cols(b);
     const int64_t key0 = seq.k_begin + block_begin(b);
-    const FloatRows k = LoadRows(p.k, p.dtype, seq.batch, key0, static_cast<int64_t>(cols), kvh, dp, w.k.get() + b * kBlock * dp);
-    const FloatRows v = LoadRows(p.v, p.dtype, seq.batch, key0, static_cast<int64_t>(cols), kvh, dp, w.qo.get());
+    const FloatRows k = LoadRows(p.k, p.dtype, seq.batch, key0, static_cast<int64_t>(cols), kvh, dp,
+                                 w.k.get() + b * kBlock * dp);
+    const FloatRows v =
+        LoadRows(p.v, p.dtype, seq.batch, key0, static_cast<int64_t>(cols), kvh, dp, w.qo.get());
     TransposeBlock(k, cols, dim, c.scale, w.kt.get() + b * dim * kBlock);
     TransposeBlock(v, cols, dim, 1.0f, w.vt.get() + b * dim * kBlock);
     std::fill_n(w.dk.get() + b * kBlock * dp, cols * dp, 0.0f);
@@ -345,12 +350,15 @@ void RunSegment(const Context& c, const BlockTask& task, Scratch& w, Slot& slot,
       const size_t rows = static_cast<size_t>(qb.end - qb.begin);
       const int64_t row0 = seq.q_begin + qb.begin;
       LoadRows(p.q, p.dtype, seq.batch, row0, static_cast<int64_t>(rows), h, dp, w.qo.get());
-      LoadRows(c.g.dout, p.dtype, seq.batch, row0, static_cast<int64_t>(rows), h, dp, w.qo.get() + kBlock * dp);
+      LoadRows(c.g.dout, p.dtype, seq.batch, row0, static_cast<int64_t>(rows), h, dp,
+               w.qo.get() + kBlock * dp);
       if (e + 1 < seg.size()) {
         const QueryBlock& next = seg[e + 1];
         const size_t next_rows = static_cast<size_t>(next.end - next.begin);
-        PrefetchRows({&p.q, seq.q_begin + next.begin, static_cast<int64_t>(next_rows)}, p.dtype, seq.batch, h);
-        PrefetchRows({&c.g.dout, seq.q_begin + next.begin, static_cast<int64_t>(next_rows)}, p.dtype, seq.batch, h);
+        PrefetchRows({&p.q, seq.q_begin + next.begin, static_cast<int64_t>(next_rows)}, p.dtype, seq.batch,
+                     h);
+        PrefetchRows({&c.g.dout, seq.q_begin + next.begin, static_cast<int64_t>(next_rows)}, p.dtype,
+                     seq.batch, h);
       }
       for (size_t r = 0; r < rows; ++r) {
         const int64_t index = p.LseIndex(seq, h, qb.begin + static_cast<int64_t>(r));
@@ -462,7 +470,8 @@ void BackwardImpl(const Problem& p, const BackwardTensors& g, ThreadPool& pool) 
             sink_sums[static_cast<size_t>(t * p.group() + gi)];
       }
     }
-    for (int64_t h = 0; h < p.hq; ++h) g.dsink[h] = static_cast<float>(0.0 - per_head[static_cast<size_t>(h)]);
+    for (int64_t h = 0; h < p.hq; ++h)
+      g.dsink[h] = static_cast<float>(0.0 - per_head[static_cast<size_t>(h)]);
   }
 
   // Pass 3: a 16-bit dq is rounded once, from the f32 sums.

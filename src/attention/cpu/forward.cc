@@ -32,7 +32,7 @@ namespace swa::attention::cpu::HWY_NAMESPACE {
 namespace {
 
 constexpr size_t kBlockQ = 128;  // query rows per task (the lanes of S^T)
-constexpr size_t kBlockK = 64;  // keys per schedule block
+constexpr size_t kBlockK = 64;   // keys per schedule block
 
 // A worker keeps packed f32 copies (rows ld apart) of the K and V rows of the key blocks
 // it visited last. Under a sliding window, the next query block it takes visits mostly
@@ -64,13 +64,13 @@ struct Scratch {
   // Row strides of the tiles: one vector more than their rows hold, so that rows are not
   // a power of two apart (512 B rows all map to the same few L1 sets and the
   // micro-kernels' operands evict each other).
-  size_t ld = 0;   // o and the slots' K and V rows
-  size_t ldq = 0;  // qt and st
-  ops::AlignedFloats qt;     // [dim][ldq]  Q^T, pre-scaled
-  ops::AlignedFloats o;      // [kBlockQ][ld]
-  ops::AlignedFloats st;     // [kBlockK][ldq]  S^T, then P^T
-  ops::AlignedFloats slot_rows;  // [kSlots][2][kBlockK][ld]  K, V
-  ops::AlignedFloats row;    // [dim_padded]
+  size_t ld = 0;                   // o and the slots' K and V rows
+  size_t ldq = 0;                  // qt and st
+  ops::AlignedFloats qt;           // [dim][ldq]  Q^T, pre-scaled
+  ops::AlignedFloats o;            // [kBlockQ][ld]
+  ops::AlignedFloats st;           // [kBlockK][ldq]  S^T, then P^T
+  ops::AlignedFloats slot_rows;    // [kSlots][2][kBlockK][ld]  K, V
+  ops::AlignedFloats row;          // [dim_padded]
   ops::AlignedFloats m, l, alpha;  // [kBlockQ]
   BlockSlot slots[kSlots];
   uint64_t call = 0;  // the call whose blocks the slots hold
@@ -143,7 +143,8 @@ BlockTag TagOf(const KeySpan& span, const KeyBlock& kb, int64_t kv_head, size_t 
 
 // The K rows of block `kb` (or null) to request ahead, unless its slot holds them.
 PrefetchBlock KeysToFetch(const TaskState& t, const KeySpan& span, const KeyBlock* kb) {
-  if (kb == nullptr || t.w.slots[SlotIndex(span, *kb)].tag == TagOf(span, *kb, t.kv_head, DTypeSize(t.p.dtype))) {
+  if (kb == nullptr ||
+      t.w.slots[SlotIndex(span, *kb)].tag == TagOf(span, *kb, t.kv_head, DTypeSize(t.p.dtype))) {
     return {};
   }
   return PrefetchBlock{&span.k, span.row0 + kb->begin, kb->end - kb->begin};
@@ -314,14 +315,16 @@ void RunTask(const Problem& p, const BlockTask& task, Scratch& w) {
     const KeySpan& span = w.spans.front();
     const BandRule rule(p.mask, p.windows[h], seq.lq, span.length, first_query, span.first_position);
     ScheduleQueryBlock(rule, task.begin, task.end, kBlockK, &w.blocks);
-    if (!w.blocks.empty()) PrefetchRows(KeysToFetch(state, span, &w.blocks.front()), p.dtype, span.batch, state.kv_head);
+    if (!w.blocks.empty())
+      PrefetchRows(KeysToFetch(state, span, &w.blocks.front()), p.dtype, span.batch, state.kv_head);
   }
 
   // Q^T, pre-multiplied by the softmax scale; unused lanes are zero.
   std::fill_n(w.qt.get(), dim * w.ldq, 0.0f);
   const size_t esize = DTypeSize(p.dtype);
   auto q_row = [&](size_t r) {
-    return static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
+    return static_cast<const char*>(p.q.data) +
+           p.q.Offset(seq.batch, seq.q_begin + task.begin + r, h) * esize;
   };
   // Q's rows of one head are strided, which the hardware prefetchers do not follow:
   // request a few rows ahead of the one being transposed.

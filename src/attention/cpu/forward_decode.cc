@@ -29,7 +29,6 @@
 #include "ops/aligned.h"
 #include "hwy/highway.h"
 
-
 HWY_BEFORE_NAMESPACE();
 namespace swa::attention::cpu::HWY_NAMESPACE {
 namespace {
@@ -56,7 +55,7 @@ using ops::AllocateFloats;
 struct Scratch {
   size_t dim_padded = 0;
   size_t ld = 0;  // row stride of the K/V tiles: one vector more, off powers of two
-  hwy::AlignedFreeUniquePtr<float[]> q, o, ml;     // per unit: [kMaxRows][dp], [kMaxRows][dp], [2][kMaxRows]
+  hwy::AlignedFreeUniquePtr<float[]> q, o, ml;      // per unit: [kMaxRows][dp], [kMaxRows][dp], [2][kMaxRows]
   hwy::AlignedFreeUniquePtr<float[]> s, kv, merge;  // [kMaxRows][kBlockK], [2][kBlockK][ld], [dp]
   std::vector<KeySpan> spans;
   std::vector<uint8_t> visible;
@@ -76,7 +75,8 @@ struct Scratch {
   }
   UnitState State(size_t g) {
     const size_t tile = kMaxRows * dim_padded;
-    return {q.get() + g * tile, o.get() + g * tile, ml.get() + g * 2 * kMaxRows, ml.get() + g * 2 * kMaxRows + kMaxRows};
+    return {q.get() + g * tile, o.get() + g * tile, ml.get() + g * 2 * kMaxRows,
+            ml.get() + g * 2 * kMaxRows + kMaxRows};
   }
 };
 
@@ -139,8 +139,8 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
          static_cast<size_t>(span.k.stride_l), false};
     PrefetchRows(next.Of(&KeySpan::k), p.dtype, span.batch, u.kv_head);
   } else {
-    k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), u.kv_head, w.ld,
-                 w.kv.get(), next.Of(&KeySpan::k));
+    k = LoadRows(span.k, p.dtype, span.batch, span.row0 + kb.begin, static_cast<int64_t>(cols), u.kv_head,
+                 w.ld, w.kv.get(), next.Of(&KeySpan::k));
   }
   DotRows(rows, cols, dim, st.q, dp, k.data, k.stride, k.padded, w.s.get(), kBlockK);
   for (size_t r = 0; r < rows; ++r) {
@@ -210,8 +210,8 @@ void ProcessBlock(const Problem& p, const Unit& u, const Sequence& seq, const Ke
 // every unit of the group. Writes the rows' final outputs when the group has one piece,
 // else each unit's partial state (`partial(u, piece)`).
 template <class PartialOf>
-void RunPiece(const Problem& p, const std::vector<Unit>& units, const Group& g, const std::vector<WorkBlock>& blocks,
-              int64_t piece, const PartialOf& partial, Scratch& w) {
+void RunPiece(const Problem& p, const std::vector<Unit>& units, const Group& g,
+              const std::vector<WorkBlock>& blocks, int64_t piece, const PartialOf& partial, Scratch& w) {
   const Sequence seq = p.Seq(units[g.unit_begin].seq);
   const size_t dim = static_cast<size_t>(p.dim), dp = w.dim_padded;
   const size_t lq = static_cast<size_t>(seq.lq);
@@ -226,7 +226,8 @@ void RunPiece(const Problem& p, const std::vector<Unit>& units, const Group& g, 
     const size_t rows = static_cast<size_t>(u.rows);
     for (size_t r = 0; r < rows; ++r) {
       const int64_t h = u.head0 + static_cast<int64_t>(r / lq), i = static_cast<int64_t>(r % lq);
-      const void* src = static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + i, h) * esize;
+      const void* src =
+          static_cast<const char*>(p.q.data) + p.q.Offset(seq.batch, seq.q_begin + i, h) * esize;
       float* qrow = st.q + r * dp;
       RowToFloat(src, p.dtype, dim, dp, qrow);
       for (size_t e = 0; e < dim; ++e) qrow[e] *= p.scale;
@@ -242,7 +243,7 @@ void RunPiece(const Problem& p, const std::vector<Unit>& units, const Group& g, 
 
   const size_t begin = static_cast<size_t>(piece * g.blocks_per_piece);
   const size_t end = std::min(blocks.size(), begin + static_cast<size_t>(g.blocks_per_piece));
-  std::vector<BandRule> rules;  // per unit, per head of the unit: the rules of span rules_span
+  std::vector<BandRule> rules;          // per unit, per head of the unit: the rules of span rules_span
   std::vector<size_t> rules_of(count);  // unit gu's first rule
   for (size_t gu = 1; gu < count; ++gu) rules_of[gu] = rules_of[gu - 1] + units[g.unit_begin + gu - 1].heads;
   int32_t rules_span = -1;
@@ -264,7 +265,8 @@ void RunPiece(const Problem& p, const std::vector<Unit>& units, const Group& g, 
       const Unit& u = units[g.unit_begin + gu];
       NextRows next;
       if (gu + 1 < count) {
-        next = {&span, span.row0 + wb.kb.begin, wb.kb.end - wb.kb.begin, units[g.unit_begin + gu + 1].kv_head};
+        next = {&span, span.row0 + wb.kb.begin, wb.kb.end - wb.kb.begin,
+                units[g.unit_begin + gu + 1].kv_head};
       } else if (next_block) {
         const KeyBlock& nb = blocks[b + 1].kb;
         next = {&span, span.row0 + nb.begin, nb.end - nb.begin, units[g.unit_begin].kv_head};
@@ -285,8 +287,8 @@ void RunPiece(const Problem& p, const std::vector<Unit>& units, const Group& g, 
       continue;
     }
     for (size_t r = 0; r < rows; ++r) {
-      FinishRow(p, seq, u.head0 + static_cast<int64_t>(r / lq), static_cast<int64_t>(r % lq), st.o + r * dp, st.m[r],
-                st.l[r]);
+      FinishRow(p, seq, u.head0 + static_cast<int64_t>(r / lq), static_cast<int64_t>(r % lq), st.o + r * dp,
+                st.m[r], st.l[r]);
     }
   }
 }
@@ -333,12 +335,14 @@ void ForwardDecodeImpl(const Problem& p, ThreadPool& pool) {
   std::vector<std::vector<WorkBlock>> blocks(units.size());
   std::vector<std::vector<KeySpan>> spans(threads);
   std::vector<std::vector<KeyBlock>> schedule(threads);
-  pool.ParallelFor(static_cast<int64_t>(units.size()), units.size() <= 64 ? 1 : threads, [&](int64_t u, int worker) {
-    decode::UnitBlocks(p, units[u], &spans[worker], &blocks[u], &schedule[worker]);
-  });
+  pool.ParallelFor(static_cast<int64_t>(units.size()), units.size() <= 64 ? 1 : threads,
+                   [&](int64_t u, int worker) {
+                     decode::UnitBlocks(p, units[u], &spans[worker], &blocks[u], &schedule[worker]);
+                   });
   const std::vector<Group> groups = decode::MakeGroups(units, blocks);
   size_t max_units = 1;
-  for (const Group& g : groups) max_units = std::max(max_units, static_cast<size_t>(g.unit_end - g.unit_begin));
+  for (const Group& g : groups)
+    max_units = std::max(max_units, static_cast<size_t>(g.unit_end - g.unit_begin));
   std::vector<Scratch> scratch(threads);
   for (Scratch& s : scratch) s.Allocate(static_cast<size_t>(p.dim), max_units);
   const int64_t dp = static_cast<int64_t>(scratch[0].dim_padded);
@@ -351,7 +355,8 @@ void ForwardDecodeImpl(const Problem& p, ThreadPool& pool) {
     for (int64_t u = groups[gi].unit_begin; u < groups[gi].unit_end; ++u) unit_pieces[u] = groups[gi].pieces;
   }
   for (size_t u = 0; u < units.size(); ++u) {
-    state_begin[u + 1] = state_begin[u] + (unit_pieces[u] > 1 ? unit_pieces[u] * units[u].rows * (dp + 2) : 0);
+    state_begin[u + 1] =
+        state_begin[u] + (unit_pieces[u] > 1 ? unit_pieces[u] * units[u].rows * (dp + 2) : 0);
   }
   auto state = AllocateFloats(static_cast<size_t>(state_begin.back()));
   auto partial = [&](int64_t u, int64_t s) {
@@ -362,7 +367,8 @@ void ForwardDecodeImpl(const Problem& p, ThreadPool& pool) {
   // The worker that finishes a group's last piece merges its units' pieces (in piece
   // order, so the result does not depend on which worker that is).
   std::vector<std::atomic<int64_t>> remaining(groups.size());
-  for (size_t gi = 0; gi < groups.size(); ++gi) remaining[gi].store(groups[gi].pieces, std::memory_order_relaxed);
+  for (size_t gi = 0; gi < groups.size(); ++gi)
+    remaining[gi].store(groups[gi].pieces, std::memory_order_relaxed);
   pool.ParallelFor(task_begin.back(), threads, [&](int64_t t, int worker) {
     const size_t gi = std::upper_bound(task_begin.begin(), task_begin.end(), t) - task_begin.begin() - 1;
     const Group& g = groups[gi];

@@ -28,7 +28,7 @@ struct TileInterval {
 };
 
 inline void TileIntervals(const int64_t* first, const int64_t* last, size_t cols, size_t rows, int64_t row0,
-                              TileInterval* key_groups, TileInterval* row_groups) {
+                          TileInterval* key_groups, TileInterval* row_groups) {
   for (size_t j0 = 0, g = 0; j0 < cols; j0 += ops::kGemmRowTile, ++g) {
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t j = j0; j < std::min(cols, j0 + ops::kGemmRowTile); ++j) {
@@ -36,7 +36,8 @@ inline void TileIntervals(const int64_t* first, const int64_t* last, size_t cols
       lo = std::min(lo, first[j] - row0);
       hi = std::max(hi, last[j] - row0);
     }
-    key_groups[g] = lo > hi ? TileInterval{} : TileInterval{static_cast<uint32_t>(lo), static_cast<uint32_t>(hi + 1)};
+    key_groups[g] =
+        lo > hi ? TileInterval{} : TileInterval{static_cast<uint32_t>(lo), static_cast<uint32_t>(hi + 1)};
   }
   // Both ends being monotone, the keys seen by rows [r0, r1) run from the first key
   // whose last row reaches r0 to the last key whose first row is before r1.
@@ -46,7 +47,8 @@ inline void TileIntervals(const int64_t* first, const int64_t* last, size_t cols
     const int64_t r_last = row0 + static_cast<int64_t>(std::min(rows, r0 + ops::kGemmRowTile)) - 1;
     while (begin < cols && last[begin] < r_first) ++begin;
     while (end < cols && first[end] <= r_last) ++end;
-    row_groups[g] = end > begin ? TileInterval{static_cast<uint32_t>(begin), static_cast<uint32_t>(end)} : TileInterval{};
+    row_groups[g] =
+        end > begin ? TileInterval{static_cast<uint32_t>(begin), static_cast<uint32_t>(end)} : TileInterval{};
   }
 }
 

@@ -42,9 +42,10 @@ using ops::HWY_NAMESPACE::TanhApprox;
 // Finishes query row i of head h of a sequence from its softmax state: out = o / l and
 // lse = m + log(l). A row that saw no key (l == 0) writes zeros and +inf (with a learned
 // sink, l >= 1 and lse is the sink logit).
-HWY_INLINE void FinishRow(const Problem& p, const Sequence& seq, int64_t h, int64_t i, const float* o, float m,
-                          float l) {
-  void* dst = static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * DTypeSize(p.dtype);
+HWY_INLINE void FinishRow(const Problem& p, const Sequence& seq, int64_t h, int64_t i, const float* o,
+                          float m, float l) {
+  void* dst =
+      static_cast<char*>(p.out.data) + p.out.Offset(seq.batch, seq.q_begin + i, h) * DTypeSize(p.dtype);
   RowFromFloat(o, l != 0 ? 1.0f / l : 0.0f, static_cast<size_t>(p.dim), p.dtype, dst);
   if (p.lse) p.lse[p.LseIndex(seq, h, i)] = l != 0 ? m + std::log(l) : std::numeric_limits<float>::infinity();
 }
@@ -98,8 +99,9 @@ HWY_INLINE FloatRows LoadRows(const TensorRef& t, DType dtype, int64_t batch, in
     if (r < prefetch_rows) {
       const TensorRef& pt = *prefetch.tensor;
       const size_t bytes = static_cast<size_t>(pt.dim) * esize;
-      PrefetchBytes(static_cast<const char*>(pt.data) + pt.Offset(batch, prefetch.row0 + r, prefetch_head) * esize,
-                    bytes);
+      PrefetchBytes(
+          static_cast<const char*>(pt.data) + pt.Offset(batch, prefetch.row0 + r, prefetch_head) * esize,
+          bytes);
     }
     if (r < rows) {
       const void* src = static_cast<const char*>(t.data) + t.Offset(batch, row0 + r, head) * esize;
