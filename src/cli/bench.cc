@@ -306,8 +306,8 @@ int RunForwardBench(const BenchOptions& opt, json* out) {
 
 int RunBench(const BenchOptions& opt) {
   const bool all = opt.suite == "all";
-  if (!all && opt.suite != "forward" && opt.suite != "backward" && opt.suite != "decode") {
-    std::fprintf(stderr, "unknown bench suite '%s' (forward, backward, decode or all)\n", opt.suite.c_str());
+  if (!all && opt.suite != "forward" && opt.suite != "backward" && opt.suite != "decode" && opt.suite != "train") {
+    std::fprintf(stderr, "unknown bench suite '%s' (forward, backward, decode, train or all)\n", opt.suite.c_str());
     return 2;
   }
   json doc = json::object();
@@ -323,6 +323,10 @@ int RunBench(const BenchOptions& opt) {
   if (all || opt.suite == "decode") {
     std::printf("\n== decode (KV cache) ==\n");
     rc |= RunDecodeBench(opt, &doc["decode"]);
+  }
+  if (all || opt.suite == "train") {
+    std::printf("\n== train (model step) ==\n");
+    rc |= RunTrainBench(opt, &doc["train"]);
   }
   if (!opt.json_path.empty()) std::ofstream(opt.json_path) << doc.dump(2) << "\n";
   return rc;

@@ -19,7 +19,7 @@ struct BenchOptions {
   int threads = 0;         // 0 = all cores
   std::string json_path;   // also write the results as JSON here
   bool quick = false;      // smaller shapes (smoke test)
-  std::string suite = "all";  // forward, backward, decode or all
+  std::string suite = "all";  // forward, backward, decode, train or all
 };
 // `swa bench [suite]`: runs the suites, prints their tables and writes one JSON
 // document {"forward": ..., "decode": ...} to json_path if set.
@@ -30,5 +30,7 @@ int RunForwardBench(const BenchOptions& opt, nlohmann::json* doc);
 int RunDecodeBench(const BenchOptions& opt, nlohmann::json* doc);
 // The backward against the forward at the same shape.
 int RunBackwardBench(const BenchOptions& opt, nlohmann::json* doc);
+// A training step of the ~10M-parameter mixed-window model against the FMA peak.
+int RunTrainBench(const BenchOptions& opt, nlohmann::json* doc);
 
 }  // namespace swa::cli

@@ -23,8 +23,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("-t,--threads", bench.threads, "Threads (0 = all cores)");
   bench_cmd->add_option("--json", bench.json_path, "Also write the results as JSON to this file");
   bench_cmd->add_flag("--quick", bench.quick, "Small shapes only (a smoke test)");
-  bench_cmd->add_option("suite", bench.suite, "forward, backward, decode or all (default)")
-      ->check(CLI::IsMember({"forward", "backward", "decode", "all"}));
+  bench_cmd->add_option("suite", bench.suite, "forward, backward, decode, train or all (default)")
+      ->check(CLI::IsMember({"forward", "backward", "decode", "train", "all"}));
 
   CLI11_PARSE(app, argc, argv);
   if (check_cmd->parsed()) return swa::cli::RunCheck(check);
