@@ -238,13 +238,18 @@ SWA_API int swa_model_save(const swa_model* model, const char* path, swa_dtype d
   return swa::GuardCall([&] {
     const swa_model& m = Handle(model);
     CheckOut(path, "path");
+    // Read as a raw integer: a C caller may pass any value, and loading one outside the
+    // enum's range as swa_dtype would itself be undefined behaviour in C++.
+    static_assert(sizeof(dtype) == sizeof(int));
+    int raw = 0;
+    std::memcpy(&raw, &dtype, sizeof(raw));
     swa::model::StoredDType stored;
-    if (dtype == SWA_F32) {
+    if (raw == SWA_F32) {
       stored = swa::model::StoredDType::kF32;
-    } else if (dtype == SWA_BF16) {
+    } else if (raw == SWA_BF16) {
       stored = swa::model::StoredDType::kBF16;
     } else {
-      ThrowInvalid("dtype " + std::to_string(static_cast<int>(dtype)) +
+      ThrowInvalid("dtype " + std::to_string(raw) +
                    ": checkpoints are stored as SWA_F32 (0) or SWA_BF16 (1)");
     }
     swa::model::SaveCheckpoint(path, m.impl->config(), m.params.data(), stored);

@@ -313,6 +313,9 @@ def test_swa_bf16_save_rounds_like_torch(lib, tmp_path):
     config = every_feature_config()
     state = swa_twin.write_random_checkpoint(tmp_path / "f32.safetensors", config, seed=10)
     swa = SwaModel(lib, tmp_path / "f32.safetensors")
+    for bad in (SWA_F16, 7, -1):  # checkpoints are F32 or BF16; any other int is refused
+        assert lib.swa_model_save(swa.handle, str(tmp_path / "bad").encode(), bad) == SWA_ERR_INVALID_ARGUMENT
+    assert not (tmp_path / "bad").exists()
     swa.save(tmp_path / "bf16.safetensors", SWA_BF16)
     saved_config, saved = swa_twin.load_checkpoint(tmp_path / "bf16.safetensors")
     assert saved_config == swa.config()
