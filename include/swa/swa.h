@@ -187,6 +187,66 @@ SWA_API int swa_kv_cache_read(const swa_kv_cache* cache, int64_t seq_id, int64_t
 SWA_API int swa_kv_cache_save(const swa_kv_cache* cache, const char* path);
 SWA_API int swa_kv_cache_load(const char* path, swa_kv_cache** cache);
 
+/* ---- The model of DESIGN.md section 5 ----------------------------------------------------
+ *
+ * A decoder-only byte transformer loaded from a checkpoint (safetensors, Hugging Face
+ * Llama/Mistral tensor names, the config as JSON in __metadata__["config"]). Tokens are
+ * bytes 0..255 and BOS 256, EOS 257, PAD 258.
+ *
+ * Parameters live in one flat float buffer: every tensor at an offset of its own
+ * (swa_model_param), padding between tensors. Gradients use the same layout, so a
+ * gradient buffer holds swa_model_flat_size() floats.
+ *
+ * Batches are packed documents, as in the attention's varlen API: tokens [n] with
+ * cu_seqlens [num_seqs + 1] (0 = c_0 <= c_1 <= ... <= c_num_seqs = n); document s is
+ * tokens [c_s, c_s+1), attended alone, with positions from 0. A NULL cu_seqlens makes the
+ * n tokens one document (num_seqs must then be 0 or 1). n <= INT32_MAX.
+ *
+ * A model is not safe to use from several threads at once; different models are
+ * independent. On error nothing is written and swa_last_error() says why. */
+
+typedef struct swa_model swa_model;
+
+/* Reads a checkpoint (tensors stored as F32, BF16, F16 or F64; computed in f32).
+ * num_threads: 0 => all cores. */
+SWA_API int swa_model_load(const char* path, int num_threads, swa_model** model);
+SWA_API void swa_model_destroy(swa_model* model); /* NULL is a no-op */
+
+/* The config as JSON (DESIGN.md section 5's field names), NUL-terminated. *needed is the
+ * size in bytes with the NUL; buf may be NULL when size is 0 (a size query). A buffer
+ * smaller than *needed is an error. */
+SWA_API int swa_model_config_json(const swa_model* model, char* buf, int64_t size, int64_t* needed);
+
+SWA_API int swa_model_vocab_size(const swa_model* model, int64_t* vocab_size);
+/* Number of parameters (the tensors' elements, padding excluded). */
+SWA_API int swa_model_param_count(const swa_model* model, int64_t* count);
+/* Floats in the flat parameter and gradient buffer (padding included). */
+SWA_API int swa_model_flat_size(const swa_model* model, int64_t* floats);
+/* The tensors, in layout order: how many, and the name of tensor `index` (written to buf
+ * like swa_model_config_json). */
+SWA_API int swa_model_num_tensors(const swa_model* model, int64_t* num_tensors);
+SWA_API int swa_model_tensor_name(const swa_model* model, int64_t index, char* buf, int64_t size,
+                                  int64_t* needed);
+/* Where the tensor `name` lives in the flat buffer: floats [offset, offset + count),
+ * row-major in its Hugging Face shape. An unknown name is an error. */
+SWA_API int swa_model_param(const swa_model* model, const char* name, int64_t* offset, int64_t* count);
+
+/* logits [n, vocab_size] after final soft-capping. */
+SWA_API int swa_model_logits(swa_model* model, const int32_t* tokens, int64_t n,
+                             const int32_t* cu_seqlens /* [num_seqs + 1] or NULL */, int64_t num_seqs,
+                             float* logits /* [n, vocab_size] */);
+
+/* The mean cross-entropy of targets [n] (PAD = 258: no target at that token) over the
+ * non-PAD targets (0, with zero gradients, when there are none), and with grads its
+ * gradient with respect to every parameter: written, not added; padding set to 0. */
+SWA_API int swa_model_loss(swa_model* model, const int32_t* tokens, const int32_t* targets, int64_t n,
+                           const int32_t* cu_seqlens /* [num_seqs + 1] or NULL */, int64_t num_seqs,
+                           double* loss, float* grads /* [flat size] or NULL */);
+
+/* Writes a checkpoint of the model's parameters, stored as SWA_F32 or SWA_BF16 (rounded
+ * to nearest even); the file is replaced atomically. */
+SWA_API int swa_model_save(const swa_model* model, const char* path, swa_dtype dtype);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
