@@ -280,5 +280,18 @@ TEST(ModelGradientTest, FloatPathMatchesDoublePath) {
   }
 }
 
+// An empty batch is a loss of 0 and no gradient, even with segments but no offsets.
+TEST(ModelGradientTest, EmptyBatchHasZeroLoss) {
+  ThreadPool pool;
+  const Model model(EveryFeature(), 1);
+  const std::vector<double> params = RandomParams(model, 12);
+  std::vector<double> grads(params.size(), 0.0);
+  Workspace<double> ws;
+  const int32_t unused = 0;  // the loss needs a targets pointer, even for no tokens
+  const TokenBatch empty{&unused, &unused, 0, nullptr, 2};
+  EXPECT_EQ(model.Loss(params.data(), empty, grads.data(), &ws, pool), 0.0);
+  for (double g : grads) EXPECT_EQ(g, 0.0);
+}
+
 }  // namespace
 }  // namespace swa::model

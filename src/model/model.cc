@@ -82,8 +82,9 @@ void Model::ForwardBlocks(const T* params, const TokenBatch& batch, Workspace<T>
   const int64_t n = batch.n, d = config_.hidden_size, layers = config_.num_hidden_layers;
   SegmentPositions(batch, config_.vocab_size, &ws->positions);
   int64_t longest = 0;
-  for (int64_t s = 0; s < batch.segments; ++s)
+  for (int64_t s = 0; s < batch.segments && n > 0; ++s) {
     longest = std::max<int64_t>(longest, batch.cu_seqlens[s + 1] - batch.cu_seqlens[s]);
+  }
   for (const auto& rope : rope_) {
     if (rope) rope->Reserve(longest);
   }
