@@ -150,16 +150,23 @@ CLI::App* AddTrainCommand(CLI::App* app, TrainCommandOptions* opt) {
   cmd->add_option("--stop-after", opt->stop_after, "Stop with a checkpoint after this step (0 = at --steps)");
   cmd->add_option("--lr", opt->lr, "Peak learning rate")->capture_default_str();
   cmd->add_option("--min-lr", opt->min_lr, "Learning rate at the end of the cosine")->capture_default_str();
-  cmd->add_option("--warmup", opt->warmup, "Linear warmup steps (-1 = min(100, steps / 10))")->capture_default_str();
-  cmd->add_option("--weight-decay", opt->weight_decay, "AdamW decoupled weight decay (matrices only)")->capture_default_str();
+  cmd->add_option("--warmup", opt->warmup, "Linear warmup steps (-1 = min(100, steps / 10))")
+      ->capture_default_str();
+  cmd->add_option("--weight-decay", opt->weight_decay, "AdamW decoupled weight decay (matrices only)")
+      ->capture_default_str();
   cmd->add_option("--clip", opt->clip, "Global gradient-norm bound (0 = none)")->capture_default_str();
-  cmd->add_option("--val-fraction", opt->val_fraction, "Share of the data held out for validation")->capture_default_str();
+  cmd->add_option("--val-fraction", opt->val_fraction, "Share of the data held out for validation")
+      ->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Seed of the weights and the data order")->capture_default_str();
   cmd->add_option("-t,--threads", opt->threads, "Threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--eval-every", opt->eval_every, "Validate every K steps (0 = never)")->capture_default_str();
+  cmd->add_option("--eval-every", opt->eval_every, "Validate every K steps (0 = never)")
+      ->capture_default_str();
   cmd->add_option("--eval-batches", opt->eval_batches, "Validation batches (0 = all)")->capture_default_str();
-  cmd->add_option("--save-every", opt->save_every, "Checkpoint every K steps (0 = at the end)")->capture_default_str();
-  cmd->add_option("--dtype", opt->dtype, "Dtype of the saved weights")->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--save-every", opt->save_every, "Checkpoint every K steps (0 = at the end)")
+      ->capture_default_str();
+  cmd->add_option("--dtype", opt->dtype, "Dtype of the saved weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_flag("--recompute", opt->recompute, "Recompute block activations in the backward (less memory)");
   cmd->add_flag("--resume", opt->resume, "Continue the run in --out");
   return cmd;

@@ -20,8 +20,8 @@ double UnitOpen(std::mt19937_64& rng) { return (static_cast<double>(rng() >> 11)
 
 }  // namespace
 
-void InitParameters(const model::ModelConfig& config, const std::vector<model::ParamInfo>& layout, uint64_t seed,
-                    float* params) {
+void InitParameters(const model::ModelConfig& config, const std::vector<model::ParamInfo>& layout,
+                    uint64_t seed, float* params) {
   std::fill_n(params, model::LayoutFloats(config), 0.0f);
   std::mt19937_64 rng(seed);
   const double residual_std = kInitStd / std::sqrt(2.0 * static_cast<double>(config.num_hidden_layers));

@@ -20,7 +20,7 @@ constexpr double kInitStd = 0.02;
 //   every other matrix (embeddings, q/k/v, gate/up, gates, lm_head)          N(0, kInitStd)
 // Normal draws are Box-Muller over 53-bit uniforms, so they do not depend on the standard
 // library's distributions. Padding between tensors is set to 0.
-void InitParameters(const model::ModelConfig& config, const std::vector<model::ParamInfo>& layout, uint64_t seed,
-                    float* params);
+void InitParameters(const model::ModelConfig& config, const std::vector<model::ParamInfo>& layout,
+                    uint64_t seed, float* params);
 
 }  // namespace swa::train

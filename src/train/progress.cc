@@ -9,6 +9,7 @@ namespace swa::train {
 namespace {
 
 constexpr int kBarWidth = 24;
+constexpr double kRedrawsPerSecond = 10;
 
 std::string Format(const char* format, double a, double b = 0, double c = 0) {
   char text[128];
@@ -37,7 +38,8 @@ std::string Progress::Duration(double seconds) {
     std::snprintf(text, sizeof(text), "%lldh%02lldm%02llds", static_cast<long long>(s / 3600),
                   static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
   } else if (s >= 60) {
-    std::snprintf(text, sizeof(text), "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+    std::snprintf(text, sizeof(text), "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
   } else {
     std::snprintf(text, sizeof(text), "%llds", static_cast<long long>(s));
   }
@@ -46,21 +48,27 @@ std::string Progress::Duration(double seconds) {
 
 void Progress::Step(const StepReport& r) {
   if (out_ == nullptr) return;
+  const auto now = std::chrono::steady_clock::now();
   char step[64];
   std::snprintf(step, sizeof(step), "%*lld/%lld", static_cast<int>(std::to_string(r.total).size()),
                 static_cast<long long>(r.step), static_cast<long long>(r.total));
-  const std::string numbers = "loss " + Format("%.4f", r.loss) + "  " + Rate(r.tokens_per_s) + "  ETA " +
-                              Duration(r.eta_seconds);
+  const std::string numbers =
+      "loss " + Format("%.4f", r.loss) + "  " + Rate(r.tokens_per_s) + "  ETA " + Duration(r.eta_seconds);
   if (terminal_) {
     const double fraction = r.total > 0 ? std::clamp(static_cast<double>(r.step) / r.total, 0.0, 1.0) : 1.0;
     const int filled = static_cast<int>(fraction * kBarWidth);
     const std::string bar = std::string(filled, '#') + std::string(kBarWidth - filled, '.');
     last_status_ = std::string("step ") + step + " [" + bar + "] " + numbers;
+    // At most kRedrawsPerSecond redraws: a fast run would spend its time on the terminal.
+    if (line_open_ && r.step != r.total &&
+        std::chrono::duration<double>(now - last_draw_).count() < 1.0 / kRedrawsPerSecond) {
+      return;
+    }
     Draw(last_status_);
+    last_draw_ = now;
     return;
   }
   // Plain lines: the first step, the last, and otherwise one per interval.
-  const auto now = std::chrono::steady_clock::now();
   const bool due = !printed_plain_ || r.step == r.total ||
                    std::chrono::duration<double>(now - last_plain_).count() >= plain_interval_;
   if (!due) return;

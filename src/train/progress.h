@@ -14,7 +14,7 @@ namespace swa::train {
 struct StepReport {
   int64_t step = 0, total = 0;  // step of total (the schedule's length)
   double loss = 0, lr = 0, grad_norm = 0;
-  double tokens_per_s = 0;
+  double tokens_per_s = 0;  // over the steps of this run so far
   double eta_seconds = 0;
 };
 
@@ -44,7 +44,7 @@ class Progress {
   bool terminal_;
   double plain_interval_;
   bool line_open_ = false;  // a status line is on screen (terminal)
-  std::chrono::steady_clock::time_point last_plain_{};
+  std::chrono::steady_clock::time_point last_plain_{}, last_draw_{};
   bool printed_plain_ = false;
   std::string last_status_;
 };

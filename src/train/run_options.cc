@@ -55,32 +55,36 @@ void CheckOptions(const TrainOptions& o) {
           "--warmup must be in [0, --steps] (or -1: automatic), got " + std::to_string(o.warmup));
   Require(std::isfinite(o.weight_decay) && o.weight_decay >= 0 && o.lr * o.weight_decay < 1,
           "--weight-decay must be >= 0 with --lr * --weight-decay < 1, got " + Number(o.weight_decay));
-  Require(std::isfinite(o.clip) && o.clip >= 0, "--clip must be >= 0 (0 = no clipping), got " + Number(o.clip));
-  Require(o.val_fraction >= 0 && o.val_fraction < 1, "--val-fraction must be in [0, 1), got " + Number(o.val_fraction));
+  Require(std::isfinite(o.clip) && o.clip >= 0,
+          "--clip must be >= 0 (0 = no clipping), got " + Number(o.clip));
+  Require(o.val_fraction >= 0 && o.val_fraction < 1,
+          "--val-fraction must be in [0, 1), got " + Number(o.val_fraction));
   Require(o.threads >= 0, "--threads must be >= 0 (0 = all cores), got " + std::to_string(o.threads));
   Require(o.eval_every >= 0, "--eval-every must be >= 0 (0 = never), got " + std::to_string(o.eval_every));
-  Require(o.eval_batches >= 0, "--eval-batches must be >= 0 (0 = all), got " + std::to_string(o.eval_batches));
-  Require(o.save_every >= 0, "--save-every must be >= 0 (0 = at the end), got " + std::to_string(o.save_every));
+  Require(o.eval_batches >= 0,
+          "--eval-batches must be >= 0 (0 = all), got " + std::to_string(o.eval_batches));
+  Require(o.save_every >= 0,
+          "--save-every must be >= 0 (0 = at the end), got " + std::to_string(o.save_every));
   Require(o.dtype == model::StoredDType::kF32 || o.dtype == model::StoredDType::kBF16,
           std::string("--dtype must be f32 or bf16, got ") + model::StoredDTypeName(o.dtype));
 }
 
 json ShapingOptions(const TrainOptions& o) {
   // Through text and back, so that it compares equal to what a state file gives back.
-  return json::parse(json{{"seq", o.seq},
-                          {"batch", o.batch},
-                          {"steps", o.steps},
-                          {"lr", o.lr},
-                          {"min_lr", o.min_lr},
-                          {"warmup", WarmupSteps(o)},
-                          {"weight_decay", o.weight_decay},
-                          {"clip", o.clip},
-                          {"val_fraction", o.val_fraction},
-                          {"seed", o.seed},
-                          {"beta1", kBeta1},
-                          {"beta2", kBeta2},
-                          {"eps", kEps}}
-                         .dump());
+  return json::parse(json{
+      {"seq", o.seq},
+      {"batch", o.batch},
+      {"steps", o.steps},
+      {"lr", o.lr},
+      {"min_lr", o.min_lr},
+      {"warmup", WarmupSteps(o)},
+      {"weight_decay", o.weight_decay},
+      {"clip", o.clip},
+      {"val_fraction", o.val_fraction},
+      {"seed", o.seed},
+      {"beta1", kBeta1},
+      {"beta2", kBeta2},
+      {"eps", kEps}}.dump());
 }
 
 void CheckSameOptions(const std::string& saved_text, const json& now, const std::string& state_path) {
@@ -135,11 +139,12 @@ json DataRecord(const std::vector<std::string>& paths, const Corpus& corpus) {
   }
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
-  return json::parse(json{{"paths", absolute},
-                          {"documents", static_cast<int64_t>(corpus.documents().size())},
-                          {"bytes", corpus.total_bytes()},
-                          {"fingerprint", hex}}
-                         .dump());
+  return json::parse(json{
+      {"paths", absolute},
+      {"documents", static_cast<int64_t>(corpus.documents().size())},
+      {"bytes", corpus.total_bytes()},
+      {"fingerprint",
+       hex}}.dump());
 }
 
 void CheckSameData(const std::string& saved_text, const json& now, const std::string& state_path) {

@@ -34,7 +34,8 @@ TrainLog::~TrainLog() {
 
 void TrainLog::Append(const nlohmann::json& record) {
   const std::string line = record.dump() + "\n";
-  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size()) {
+  // Flushed at once, so that the log can be followed while the run works.
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
     ThrowInvalid("cannot write " + path_ + ": " + std::strerror(errno));
   }
 }

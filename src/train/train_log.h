@@ -18,7 +18,8 @@ class TrainLog {
   TrainLog(const TrainLog&) = delete;
   TrainLog& operator=(const TrainLog&) = delete;
 
-  // One record as one line; doubles are written with enough digits to read back exactly.
+  // One record as one line, flushed to the file; doubles are written with enough digits
+  // to read back exactly.
   void Append(const nlohmann::json& record);
   // Flushes to the operating system and returns the file's size in bytes.
   int64_t Flush();

@@ -23,7 +23,8 @@ std::string Hex64(uint64_t x) {
 
 const std::string& Field(const model::SafetensorsReader& reader, const std::string& key) {
   const auto it = reader.metadata().find(key);
-  if (it == reader.metadata().end()) ThrowInvalid(reader.path() + ": training state has no \"" + key + "\" field");
+  if (it == reader.metadata().end())
+    ThrowInvalid(reader.path() + ": training state has no \"" + key + "\" field");
   return it->second;
 }
 
@@ -33,7 +34,8 @@ Int ParseNumber(const model::SafetensorsReader& reader, const std::string& key, 
   Int x{};
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), x, base);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || x < Int{0}) {
-    ThrowInvalid(reader.path() + ": training state field \"" + key + "\" is not a valid number: '" + text + "'");
+    ThrowInvalid(reader.path() + ": training state field \"" + key + "\" is not a valid number: '" + text +
+                 "'");
   }
   return x;
 }
@@ -82,7 +84,8 @@ void SaveTrainState(const std::string& path, const model::ModelConfig& config, c
   for (const model::ParamInfo& p : layout) {
     tensors.push_back({kMomentPrefix1 + p.name, model::StoredDType::kF32, p.shape, m + p.offset});
     tensors.push_back({kMomentPrefix2 + p.name, model::StoredDType::kF32, p.shape, v + p.offset});
-    if (master != nullptr) tensors.push_back({kMasterPrefix + p.name, model::StoredDType::kF32, p.shape, master + p.offset});
+    if (master != nullptr)
+      tensors.push_back({kMasterPrefix + p.name, model::StoredDType::kF32, p.shape, master + p.offset});
   }
   const std::map<std::string, std::string> metadata = {
       {"format", kTrainStateFormat},
@@ -135,11 +138,13 @@ TrainState LoadTrainState(const std::string& path) {
       expected.insert(name);
       const model::TensorInfo* t = reader.Find(name);
       if (t == nullptr) ThrowInvalid(path + ": training state lacks tensor \"" + name + "\"");
-      if (t->shape != p.shape) ThrowInvalid(path + ": tensor \"" + name + "\" has the wrong shape for the config");
+      if (t->shape != p.shape)
+        ThrowInvalid(path + ": tensor \"" + name + "\" has the wrong shape for the config");
     }
   }
   for (const std::string& name : reader.names()) {
-    if (!expected.count(name)) ThrowInvalid(path + ": unexpected tensor \"" + name + "\" in the training state");
+    if (!expected.count(name))
+      ThrowInvalid(path + ": unexpected tensor \"" + name + "\" in the training state");
   }
   const size_t floats = static_cast<size_t>(model::LayoutFloats(state.config));
   state.m.assign(floats, 0.0f);

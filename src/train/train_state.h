@@ -59,8 +59,8 @@ struct TrainStateInfo {
 struct TrainState {
   TrainStateInfo info;
   model::ModelConfig config;
-  std::vector<float> m, v;     // [LayoutFloats(config)], padding 0
-  std::vector<float> master;   // [LayoutFloats(config)] or empty
+  std::vector<float> m, v;    // [LayoutFloats(config)], padding 0
+  std::vector<float> master;  // [LayoutFloats(config)] or empty
 };
 
 // Writes the file atomically (WriteSafetensors). m, v: [LayoutFloats(config)];

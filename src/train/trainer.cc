@@ -30,7 +30,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
 
 model::TokenBatch AsTokenBatch(const PackedBatch& b) {
   return model::TokenBatch{b.tokens.data(), b.targets.data(), static_cast<int64_t>(b.tokens.size()),
@@ -44,9 +46,11 @@ double Evaluate(const model::Model& model, const float* params, const std::vecto
   double total = 0;
   int64_t count = 0;
   for (size_t b = 0; b < batches.size(); ++b) {
-    if (progress != nullptr) progress->Task("evaluating", static_cast<int64_t>(b), static_cast<int64_t>(batches.size()));
+    if (progress != nullptr)
+      progress->Task("evaluating", static_cast<int64_t>(b), static_cast<int64_t>(batches.size()));
     int64_t targets = 0;
-    const double loss = model.Loss(params, AsTokenBatch(batches[b]), static_cast<float*>(nullptr), ws, pool, &targets);
+    const double loss =
+        model.Loss(params, AsTokenBatch(batches[b]), static_cast<float*>(nullptr), ws, pool, &targets);
     total += loss * static_cast<double>(targets);
     count += targets;
   }
@@ -63,7 +67,8 @@ struct Resumed {
 Resumed LoadRun(const TrainOptions& o, const std::string& model_path, const std::string& state_path,
                 const json& shaping) {
   if (!fs::exists(state_path)) {
-    ThrowInvalid("--resume: there is no training state " + state_path + " to resume (start without --resume)");
+    ThrowInvalid("--resume: there is no training state " + state_path +
+                 " to resume (start without --resume)");
   }
   Resumed run;
   run.state = LoadTrainState(state_path);
@@ -72,14 +77,15 @@ Resumed LoadRun(const TrainOptions& o, const std::string& model_path, const std:
     ThrowInvalid(model_path + " holds another model than its training state " + state_path + " describes");
   }
   if (o.config && !(*o.config == checkpoint.config)) {
-    ThrowInvalid("--resume: the model given (--preset/--config/--size) differs from the one in " + model_path +
-                 " (leave them out to continue with the checkpoint's)");
+    ThrowInvalid("--resume: the model given (--preset/--config/--size) differs from the one in " +
+                 model_path + " (leave them out to continue with the checkpoint's)");
   }
   if (StoredWeightsHash(checkpoint.config, checkpoint.params.data(), model::StoredDType::kF32) !=
       run.state.info.model_hash) {
-    ThrowInvalid(model_path + " does not hold the weights that " + state_path + " was saved with (their hash " +
-                 "differs): the run was stopped between writing the two, or a file was replaced; refusing " +
-                 "to resume from a mismatched pair");
+    ThrowInvalid(
+        model_path + " does not hold the weights that " + state_path + " was saved with (their hash " +
+        "differs): one is corrupt, the run was stopped between writing the two, or a file was replaced; " +
+        "refusing to resume from a mismatched pair");
   }
   CheckSameOptions(run.state.info.options_json, shaping, state_path);
   run.config = checkpoint.config;
@@ -89,7 +95,9 @@ Resumed LoadRun(const TrainOptions& o, const std::string& model_path, const std:
 
 }  // namespace
 
-int64_t WarmupSteps(const TrainOptions& o) { return o.warmup >= 0 ? o.warmup : std::min<int64_t>(100, o.steps / 10); }
+int64_t WarmupSteps(const TrainOptions& o) {
+  return o.warmup >= 0 ? o.warmup : std::min<int64_t>(100, o.steps / 10);
+}
 
 int64_t PeakRssBytes() {
   struct rusage usage {};
@@ -163,8 +171,13 @@ TrainResult Train(const TrainOptions& o) {
   TrainLog log(log_path, resumed ? resumed->state.info.log_bytes : -1);
   int64_t step = resumed ? resumed->state.info.step : 0;
   const auto save = [&] {
-    TrainStateInfo info{step, batcher.state(), shaping.dump(), data.dump(),
-                        StoredWeightsHash(config, params.data(), o.dtype), log.Flush(), threads};
+    TrainStateInfo info{step,
+                        batcher.state(),
+                        shaping.dump(),
+                        data.dump(),
+                        StoredWeightsHash(config, params.data(), o.dtype),
+                        log.Flush(),
+                        threads};
     // The state first: a crash before the checkpoint is replaced leaves a pair whose hashes
     // disagree, which --resume refuses.
     SaveTrainState(state_path, config, info, m.data(), v.data(),
@@ -174,8 +187,9 @@ TrainResult Train(const TrainOptions& o) {
   if (resumed) {
     if (progress != nullptr) progress->Note("resuming " + o.out_dir + " at step " + std::to_string(step));
     if (resumed->state.info.threads != threads && progress != nullptr) {
-      progress->Note("note: the run used " + std::to_string(resumed->state.info.threads) + " threads, this one " +
-                     std::to_string(threads) + "; losses are bit-identical only for the same count");
+      progress->Note("note: the run used " + std::to_string(resumed->state.info.threads) +
+                     " threads, this one " + std::to_string(threads) +
+                     "; losses are bit-identical only for the same count");
     }
   } else {
     save();  // step 0: a run always has a good checkpoint to fall back to
@@ -201,19 +215,25 @@ TrainResult Train(const TrainOptions& o) {
     const double lr = LearningRate(t, WarmupSteps(o), o.steps, o.lr, o.min_lr);
     const bool finite = std::isfinite(loss) && std::isfinite(norm);
     if (finite) {
-      AdamWStep(adamw, static_cast<float>(lr), t, spans, params.data(), grads.data(), m.data(), v.data(), pool,
-                threads);
+      AdamWStep(adamw, static_cast<float>(lr), t, spans, params.data(), grads.data(), m.data(), v.data(),
+                pool, threads);
     }
     const double seconds = Seconds(step_start);
-    log.Append({{"step", t}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens", t * step_tokens},
-                {"seconds", seconds}, {"tokens_per_s", static_cast<double>(step_tokens) / seconds},
+    log.Append({{"step", t},
+                {"loss", loss},
+                {"lr", lr},
+                {"grad_norm", norm},
+                {"tokens", t * step_tokens},
+                {"seconds", seconds},
+                {"tokens_per_s", static_cast<double>(step_tokens) / seconds},
                 {"peak_rss_bytes", PeakRssBytes()}});
     if (!finite) {
       log.Flush();
       if (progress != nullptr) progress->Finish();
-      ThrowInvalid("step " + std::to_string(t) + ": the loss (" + std::to_string(loss) + ") or gradient norm (" +
-                   std::to_string(norm) + ") is not finite; stopped without applying the step. The checkpoint " +
-                   "in " + o.out_dir + " (step " + std::to_string(step) + " or earlier) is kept; lower --lr or " +
+      ThrowInvalid("step " + std::to_string(t) + ": the loss (" + std::to_string(loss) +
+                   ") or gradient norm (" + std::to_string(norm) +
+                   ") is not finite; stopped without applying the step. The checkpoint " + "in " + o.out_dir +
+                   " (step " + std::to_string(step) + " or earlier) is kept; lower --lr or " +
                    "raise --warmup or --clip before resuming");
     }
     step = t;
@@ -223,7 +243,7 @@ TrainResult Train(const TrainOptions& o) {
     result.tokens += step_tokens;
     if (progress != nullptr) {
       const double mean = step_seconds_total / static_cast<double>(step - result.first_step + 1);
-      progress->Step({step, o.steps, loss, lr, norm, static_cast<double>(step_tokens) / seconds,
+      progress->Step({step, o.steps, loss, lr, norm, static_cast<double>(step_tokens) / mean,
                       mean * static_cast<double>(end - step)});
     }
     if (o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps)) {
@@ -242,7 +262,8 @@ TrainResult Train(const TrainOptions& o) {
     if (signalled || step == end || (o.save_every > 0 && step % o.save_every == 0)) save();
     if (signalled) break;
   }
-  if (result.reason != StopReason::kSignal && end < o.steps && step == end) result.reason = StopReason::kStopAfter;
+  if (result.reason != StopReason::kSignal && end < o.steps && step == end)
+    result.reason = StopReason::kStopAfter;
   if (progress != nullptr) progress->Finish();
   result.seconds = Seconds(start);
   result.peak_rss_bytes = PeakRssBytes();

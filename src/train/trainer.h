@@ -48,20 +48,20 @@ namespace swa::train {
 struct TrainOptions {
   std::optional<model::ModelConfig> config;  // required for a fresh run; on resume, the
                                              // checkpoint's config, which must equal it if set
-  std::vector<std::string> data;  // files or directories (corpus.h); on resume, empty
-                                  // means the run's own paths
+  std::vector<std::string> data;             // files or directories (corpus.h); on resume, empty
+                                             // means the run's own paths
   std::string out_dir;
-  int64_t seq = 256;     // tokens per row
-  int64_t batch = 8;     // rows per step
-  int64_t steps = 1000;  // the schedule's length T
+  int64_t seq = 256;       // tokens per row
+  int64_t batch = 8;       // rows per step
+  int64_t steps = 1000;    // the schedule's length T
   int64_t stop_after = 0;  // stop (with a checkpoint) after this step; 0 = run to `steps`
   double lr = 1e-3, min_lr = 1e-4;
   int64_t warmup = -1;  // -1: min(100, steps / 10)
   double weight_decay = 0.1;
   double clip = 1.0;  // global gradient norm bound; 0 = no clipping
   double val_fraction = 0.05;
-  uint64_t seed = 1;  // weights and data order
-  int threads = 0;    // 0 = all cores
+  uint64_t seed = 1;       // weights and data order
+  int threads = 0;         // 0 = all cores
   int64_t eval_every = 0;  // 0 = no validation
   int64_t eval_batches = 8;
   int64_t save_every = 0;  // 0 = only at the end or when stopped
