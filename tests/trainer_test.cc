@@ -33,8 +33,12 @@ double MeanLoss(const std::vector<nlohmann::json>& log, int64_t first, int64_t l
 
 TEST(TrainerTest, LossFallsOnThisRepositorysText) {
   TempTree tree;
-  TrainOptions o = TinyRun(SWA_SOURCE_DIR "/docs", tree.Path("run"));
-  o.data.push_back(SWA_SOURCE_DIR "/src");
+  // docs/*.md and src/: text only (docs/ also holds a PNG, whose bytes no model predicts).
+  TrainOptions o = TinyRun(SWA_SOURCE_DIR "/src", tree.Path("run"));
+  for (const auto& entry : std::filesystem::directory_iterator(SWA_SOURCE_DIR "/docs")) {
+    if (entry.path().extension() == ".md") o.data.push_back(entry.path().string());
+  }
+  ASSERT_GT(o.data.size(), 1u);
   o.config = model::Preset("local_global", model::PresetSize::Tiny());
   o.steps = 60;
   o.seq = 128;
@@ -46,8 +50,9 @@ TEST(TrainerTest, LossFallsOnThisRepositorysText) {
   EXPECT_EQ(r.last_step, 60);
   const std::vector<nlohmann::json> log = ReadLog(o.out_dir);
   const double first = MeanLoss(log, 1, 10), last = MeanLoss(log, 51, 60);
-  // A byte model starts near ln(259) = 5.56 nats; 60 steps on text bring it well below.
-  EXPECT_NEAR(first, std::log(259.0), 0.5);
+  // Small starting weights give nearly uniform predictions: ln(259) = 5.56 nats. 60 steps on
+  // text bring the loss well below.
+  EXPECT_NEAR(log.front().at("loss").get<double>(), std::log(259.0), 0.1);
   EXPECT_LT(last, first - 1.0) << "first 10 steps " << first << ", last 10 " << last;
   for (const nlohmann::json& rec : log) {
     if (!rec.contains("loss")) continue;
