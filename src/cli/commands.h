@@ -4,6 +4,11 @@
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
 
 namespace swa::cli {
 
@@ -32,5 +37,26 @@ int RunDecodeBench(const BenchOptions& opt, nlohmann::json* doc);
 int RunBackwardBench(const BenchOptions& opt, nlohmann::json* doc);
 // A training step of the ~10M-parameter mixed-window model against the FMA peak.
 int RunTrainBench(const BenchOptions& opt, nlohmann::json* doc);
+
+// `swa train` (train.cc): the options of train/trainer.h, plus how the model is named.
+struct TrainCommandOptions {
+  std::string preset;       // a name of model/presets.h, or
+  std::string config_path;  // a config JSON file (DESIGN.md section 5)
+  std::string size;         // "default" or "tiny" (PresetSize), presets only
+  std::vector<std::string> data;
+  std::string out;
+  std::string dtype = "f32";  // of the saved weights: f32 or bf16
+  int64_t seq = 0, batch = 0, steps = 0, stop_after = 0, warmup = 0;
+  double lr = 0, min_lr = 0, weight_decay = 0, clip = 0, val_fraction = 0;
+  uint64_t seed = 0;
+  int threads = 0;
+  int64_t eval_every = 0, eval_batches = 0, save_every = 0;
+  bool recompute = false, resume = false;
+};
+// Adds the subcommand with its flags (defaults from train::TrainOptions) bound to `opt`.
+CLI::App* AddTrainCommand(CLI::App* app, TrainCommandOptions* opt);
+// Exit status: 0 done, 1 bad input or a failed run (message on stderr), 128 + the signal
+// number when SIGINT (130) or SIGTERM (143) stopped the run after a checkpoint.
+int RunTrain(const TrainCommandOptions& opt);
 
 }  // namespace swa::cli

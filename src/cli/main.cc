@@ -26,8 +26,12 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("suite", bench.suite, "forward, backward, decode, train or all (default)")
       ->check(CLI::IsMember({"forward", "backward", "decode", "train", "all"}));
 
+  swa::cli::TrainCommandOptions train;
+  CLI::App* train_cmd = swa::cli::AddTrainCommand(&app, &train);
+
   CLI11_PARSE(app, argc, argv);
   if (check_cmd->parsed()) return swa::cli::RunCheck(check);
   if (bench_cmd->parsed()) return swa::cli::RunBench(bench);
+  if (train_cmd->parsed()) return swa::cli::RunTrain(train);
   return 1;
 }
