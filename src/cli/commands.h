@@ -44,6 +44,7 @@ struct TrainCommandOptions {
   std::string config_path;  // a config JSON file (DESIGN.md section 5)
   std::string size;         // "default" or "tiny" (PresetSize), presets only
   std::vector<std::string> data;
+  std::vector<std::string> ext;  // file extensions to read (empty: all)
   std::string out;
   std::string dtype = "f32";  // of the saved weights: f32 or bf16
   int64_t seq = 0, batch = 0, steps = 0, stop_after = 0, warmup = 0;
@@ -58,5 +59,13 @@ CLI::App* AddTrainCommand(CLI::App* app, TrainCommandOptions* opt);
 // Exit status: 0 done, 1 bad input or a failed run (message on stderr), 128 + the signal
 // number when SIGINT (130) or SIGTERM (143) stopped the run after a checkpoint.
 int RunTrain(const TrainCommandOptions& opt);
+
+// `swa preset NAME` (preset.cc): prints the preset's config JSON.
+struct PresetCommandOptions {
+  std::string name;
+  std::string size = "default";  // or "tiny"
+};
+CLI::App* AddPresetCommand(CLI::App* app, PresetCommandOptions* opt);
+int RunPreset(const PresetCommandOptions& opt);
 
 }  // namespace swa::cli

@@ -28,10 +28,13 @@ int main(int argc, char** argv) {
 
   swa::cli::TrainCommandOptions train;
   CLI::App* train_cmd = swa::cli::AddTrainCommand(&app, &train);
+  swa::cli::PresetCommandOptions preset;
+  CLI::App* preset_cmd = swa::cli::AddPresetCommand(&app, &preset);
 
   CLI11_PARSE(app, argc, argv);
   if (check_cmd->parsed()) return swa::cli::RunCheck(check);
   if (bench_cmd->parsed()) return swa::cli::RunBench(bench);
   if (train_cmd->parsed()) return swa::cli::RunTrain(train);
+  if (preset_cmd->parsed()) return swa::cli::RunPreset(preset);
   return 1;
 }

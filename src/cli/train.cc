@@ -76,6 +76,7 @@ train::TrainOptions TrainerOptions(const TrainCommandOptions& opt) {
   train::TrainOptions o;
   o.config = ModelOf(opt);
   o.data = opt.data;
+  o.extensions = opt.ext;
   o.out_dir = opt.out;
   o.seq = opt.seq;
   o.batch = opt.batch;
@@ -142,6 +143,7 @@ CLI::App* AddTrainCommand(CLI::App* app, TrainCommandOptions* opt) {
   cmd->add_option("--size", opt->size, "Preset size: default (~9.5M parameters) or tiny")
       ->check(CLI::IsMember({"default", "tiny"}));
   cmd->add_option("--data", opt->data, "Text files or directories (on --resume: default the run's own)");
+  cmd->add_option("--ext", opt->ext, "Only files with these extensions, e.g. --ext py txt (default: all)");
   cmd->add_option("--out", opt->out, "Run directory: model.safetensors, model.state.safetensors, train.jsonl")
       ->required();
   cmd->add_option("--seq", opt->seq, "Tokens per row")->capture_default_str();

@@ -130,7 +130,20 @@ std::vector<std::string> DataPaths(const TrainOptions& o, const TrainStateInfo* 
   return paths;
 }
 
-json DataRecord(const std::vector<std::string>& paths, const Corpus& corpus) {
+std::vector<std::string> DataExtensions(const TrainOptions& o, const TrainStateInfo* resumed) {
+  if (!o.extensions.empty() || resumed == nullptr) return o.extensions;
+  const json data = ParseRecord(resumed->data_json, "data", "the training state");
+  std::vector<std::string> extensions;
+  const auto it = data.find("extensions");
+  if (it != data.end() && it->is_array()) {
+    for (const json& e : *it)
+      if (e.is_string()) extensions.push_back(e.get<std::string>());
+  }
+  return extensions;
+}
+
+json DataRecord(const std::vector<std::string>& paths, const std::vector<std::string>& extensions,
+                const Corpus& corpus) {
   json absolute = json::array();
   for (const std::string& p : paths) absolute.push_back(fs::absolute(p).lexically_normal().string());
   uint64_t hash = 0xcbf29ce484222325ull;
@@ -141,6 +154,7 @@ json DataRecord(const std::vector<std::string>& paths, const Corpus& corpus) {
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(hash));
   return json::parse(json{
       {"paths", absolute},
+      {"extensions", extensions},
       {"documents", static_cast<int64_t>(corpus.documents().size())},
       {"bytes", corpus.total_bytes()},
       {"fingerprint",

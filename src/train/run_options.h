@@ -38,7 +38,10 @@ std::vector<std::string> DataPaths(const TrainOptions& options, const TrainState
 // {"paths": absolute paths, "documents", "bytes", "fingerprint"}: the fingerprint is
 // FNV-1a 64 over every document's relative path and size, so that a resumed run notices
 // files added, removed, renamed or resized.
-nlohmann::json DataRecord(const std::vector<std::string>& paths, const Corpus& corpus);
+nlohmann::json DataRecord(const std::vector<std::string>& paths, const std::vector<std::string>& extensions,
+                          const Corpus& corpus);
+// The file extensions to read: the given ones, or on resume without any, the run's own.
+std::vector<std::string> DataExtensions(const TrainOptions& options, const TrainStateInfo* resumed);
 
 // Throws when the data of a resumed run differs from the run's (paths may differ: the
 // data may have moved).

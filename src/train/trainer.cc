@@ -129,8 +129,9 @@ TrainResult Train(const TrainOptions& o) {
     model::ValidateConfig(config);
   }
   const std::vector<std::string> paths = DataPaths(o, resumed ? &resumed->state.info : nullptr);
-  const Corpus corpus = Corpus::Open(paths);
-  const json data = DataRecord(paths, corpus);
+  const std::vector<std::string> extensions = DataExtensions(o, resumed ? &resumed->state.info : nullptr);
+  const Corpus corpus = Corpus::Open(paths, extensions);
+  const json data = DataRecord(paths, extensions, corpus);
   if (resumed) CheckSameData(resumed->state.info.data_json, data, state_path);
   const Split split = MakeSplit(corpus, o.val_fraction);
   Batcher batcher(split.train, o.seed);

@@ -50,6 +50,8 @@ struct TrainOptions {
                                              // checkpoint's config, which must equal it if set
   std::vector<std::string> data;             // files or directories (corpus.h); on resume, empty
                                              // means the run's own paths
+  std::vector<std::string> extensions;       // only files ending so ("py", ".txt"); empty = all;
+                                             // on resume, empty means the run's own
   std::string out_dir;
   int64_t seq = 256;       // tokens per row
   int64_t batch = 8;       // rows per step
