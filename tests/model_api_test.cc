@@ -120,7 +120,7 @@ TEST_F(ModelApiTest, GettersRejectNullAndReportTheLayout) {
 
   ASSERT_EQ(swa_model_vocab_size(model_, &value), SWA_OK);
   EXPECT_EQ(value, 259);
-  // DESIGN.md section 5's tensors of a tied model with learned sinks, counted by hand.
+  // docs/MODEL.md's tensors of a tied model with learned sinks, counted by hand.
   const int64_t d = 32, hq = 6, hkv = 2, dim = 8, f = 64, layers = 3;
   const int64_t per_layer = 2 * d + hq * dim * d + 2 * hkv * dim * d + d * hq * dim + hq + 3 * f * d;
   ASSERT_EQ(swa_model_param_count(model_, &value), SWA_OK);

@@ -15,7 +15,7 @@
 namespace swa::model {
 namespace {
 
-// A two-layer config in the JSON of DESIGN.md section 5, every optional field given.
+// A two-layer config in the JSON of docs/MODEL.md, every optional field given.
 const char* kFullJson = R"({
   "vocab_size": 264, "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
   "num_key_value_heads": 2, "head_dim": 12, "intermediate_size": 96, "rms_norm_eps": 1e-6,

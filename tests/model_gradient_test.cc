@@ -1,6 +1,6 @@
 // The model's backward against central finite differences in double precision: each
 // layer (RMSNorm, RoPE, SwiGLU, the loss, a whole block with attention and gated fusion)
-// and the whole model with every feature of DESIGN.md section 5 switched on somewhere;
+// and the whole model with every feature of docs/MODEL.md switched on somewhere;
 // then the f32 path (swa's kernels and SIMD ops) against the f64 path on the same weights.
 #include <gtest/gtest.h>
 

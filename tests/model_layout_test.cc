@@ -1,4 +1,4 @@
-// The parameter layout against the tensor list of DESIGN.md section 5, written out by hand
+// The parameter layout against the tensor list of docs/MODEL.md, written out by hand
 // for a config that has every optional tensor, and the flat buffer's alignment.
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The presets: each one's window pattern as documented in presets.h, spelt out per layer
-// and head, and the default size's parameter count from the formula of DESIGN.md
-// section 5.
+// and head, and the default size's parameter count from the tensor list of
+// docs/MODEL.md.
 #include <gtest/gtest.h>
 
 #include <string>

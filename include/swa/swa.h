@@ -187,7 +187,7 @@ SWA_API int swa_kv_cache_read(const swa_kv_cache* cache, int64_t seq_id, int64_t
 SWA_API int swa_kv_cache_save(const swa_kv_cache* cache, const char* path);
 SWA_API int swa_kv_cache_load(const char* path, swa_kv_cache** cache);
 
-/* ---- The model of DESIGN.md section 5 ----------------------------------------------------
+/* ---- The model of docs/MODEL.md ----------------------------------------------------
  *
  * A decoder-only byte transformer loaded from a checkpoint (safetensors, Hugging Face
  * Llama/Mistral tensor names, the config as JSON in __metadata__["config"]). Tokens are
@@ -212,7 +212,7 @@ typedef struct swa_model swa_model;
 SWA_API int swa_model_load(const char* path, int num_threads, swa_model** model);
 SWA_API void swa_model_destroy(swa_model* model); /* NULL is a no-op */
 
-/* The config as JSON (DESIGN.md section 5's field names), NUL-terminated. *needed is the
+/* The config as JSON (docs/MODEL.md's field names), NUL-terminated. *needed is the
  * size in bytes with the NUL; buf may be NULL when size is 0 (a size query). A buffer
  * smaller than *needed is an error. */
 SWA_API int swa_model_config_json(const swa_model* model, char* buf, int64_t size, int64_t* needed);

@@ -1,4 +1,4 @@
-// The C ABI of the model (DESIGN.md section 5): check the handle and every argument, then
+// The C ABI of the model (docs/MODEL.md): check the handle and every argument, then
 // hand over to model::Model, turning exceptions into return codes (common/error.h). Every
 // check runs before any output is touched, so that a failing call writes nothing.
 #include <algorithm>

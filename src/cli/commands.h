@@ -41,7 +41,7 @@ int RunTrainBench(const BenchOptions& opt, nlohmann::json* doc);
 // `swa train` (train.cc): the options of train/trainer.h, plus how the model is named.
 struct TrainCommandOptions {
   std::string preset;       // a name of model/presets.h, or
-  std::string config_path;  // a config JSON file (DESIGN.md section 5)
+  std::string config_path;  // a config JSON file (docs/MODEL.md)
   std::string size;         // "default" or "tiny" (PresetSize), presets only
   std::vector<std::string> data;
   std::vector<std::string> ext;  // file extensions to read (empty: all)

@@ -1,4 +1,4 @@
-// `swa train`: trains a model of DESIGN.md section 5 on text files (train/trainer.h).
+// `swa train`: trains a model of docs/MODEL.md on text files (train/trainer.h).
 // SIGINT and SIGTERM ask the run to stop after the current step: it writes a checkpoint
 // and exits with 128 + the signal number (130, 143). A second signal kills at once
 // (SA_RESETHAND), which the atomic checkpoint files survive.

@@ -1,4 +1,4 @@
-// One transformer block of DESIGN.md section 5, forward and backward, for n tokens of a
+// One transformer block of docs/MODEL.md, forward and backward, for n tokens of a
 // packed stream (llm.c's plan: plain functions, the shapes in comments, the backward
 // differentiating the forward line by line):
 //

@@ -1,4 +1,4 @@
-// The model's configuration (DESIGN.md section 5): a decoder-only byte transformer whose
+// The model's configuration (docs/MODEL.md): a decoder-only byte transformer whose
 // layers each give every query head its own attention window. Stored as JSON in a
 // checkpoint's __metadata__["config"]; the JSON field names are those of section 5.
 #pragma once
@@ -16,7 +16,7 @@ constexpr int32_t kEos = 257;
 constexpr int32_t kPad = 258;
 constexpr int64_t kMinVocab = 259;
 
-// One query head's window in the convention of DESIGN.md section 1: key j is visible to
+// One query head's window in the convention of docs/ATTENTION.md: key j is visible to
 // the query at position p when p - left <= j <= p + right, -1 meaning unbounded. Every
 // layer is causal, so [-1, 0] is a global head and [W-1, 0] a window of W tokens.
 struct HeadWindow {
@@ -68,7 +68,7 @@ constexpr int64_t kMaxIntermediate = int64_t{1} << 18;
 // unknown key is an error, so a misspelt field never silently becomes a default.
 ModelConfig ParseConfig(const std::string& json);
 
-// The config as compact JSON, keys in the order of DESIGN.md section 5 and every field
+// The config as compact JSON, keys in the order of docs/MODEL.md and every field
 // written out (a layer's rope_theta only when set), so that
 // ParseConfig(ConfigToJson(c)) == c and ConfigToJson(ParseConfig(ConfigToJson(c))) is
 // the same string.

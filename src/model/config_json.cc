@@ -1,4 +1,4 @@
-// ModelConfig <-> JSON (DESIGN.md section 5 field names).
+// ModelConfig <-> JSON (docs/MODEL.md field names).
 #include <set>
 
 #include "common/error.h"

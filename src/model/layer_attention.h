@@ -1,4 +1,4 @@
-// One layer's attention as DESIGN.md section 5 defines it, over a stream of packed
+// One layer's attention as docs/MODEL.md defines it, over a stream of packed
 // documents: causal, the layer's window per query head, sink tokens, learned sinks, logit
 // soft-capping, ALiBi, scale 1/sqrt(D), grouped kv heads. The rule is validated once, at
 // construction; each call goes to the attention entry (f32, swa's kernels) or to the

@@ -1,4 +1,4 @@
-// The byte-level decoder of DESIGN.md section 5 over packed token streams: embedding, the
+// The byte-level decoder of docs/MODEL.md over packed token streams: embedding, the
 // blocks (model/block.h), the final norm, the LM head with optional soft-capping, and the
 // mean cross-entropy loss, forward and backward. Parameters live in one flat buffer laid
 // out by ParameterLayout; gradients use the same layout.

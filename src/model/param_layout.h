@@ -1,4 +1,4 @@
-// Where every parameter tensor of DESIGN.md section 5 lives in one flat float buffer.
+// Where every parameter tensor of docs/MODEL.md lives in one flat float buffer.
 // Training, checkpoints and the forward pass all address parameters through this list,
 // so that a tensor's name, shape and place are decided once.
 #pragma once

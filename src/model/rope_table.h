@@ -1,4 +1,4 @@
-// RoPE for whole token streams (DESIGN.md section 5, "rotate half" as in Llama): the
+// RoPE for whole token streams (docs/MODEL.md, "rotate half" as in Llama): the
 // cos/sin of every position up to the longest segment seen, computed once in double, and
 // the rotation of q or k rows at per-token positions, or its inverse (the transpose of a
 // rotation), which is the backward.

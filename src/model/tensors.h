@@ -1,5 +1,5 @@
 // Named views of the model's flat parameter buffer (model/param_layout.h): one pointer per
-// tensor of DESIGN.md section 5, for the parameters and, with the same layout, for their
+// tensor of docs/MODEL.md, for the parameters and, with the same layout, for their
 // gradients and the optimizer's moments.
 #pragma once
 

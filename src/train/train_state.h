@@ -1,4 +1,4 @@
-// The training state that sits beside a checkpoint (DESIGN.md section 5): a safetensors
+// The training state that sits beside a checkpoint (docs/MODEL.md): a safetensors
 // file, DIR/model.state.safetensors next to DIR/model.safetensors, holding what a run
 // needs to continue bit-identically besides the weights.
 //

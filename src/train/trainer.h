@@ -1,4 +1,4 @@
-// The training loop: AdamW on the model of DESIGN.md section 5 over packed byte
+// The training loop: AdamW on the model of docs/MODEL.md over packed byte
 // documents, with a warmup-then-cosine schedule, global-norm clipping, periodic
 // validation, atomic checkpoints and bit-identical resumption.
 //

@@ -1,8 +1,9 @@
-"""An independent PyTorch twin of swa's model (shared/DESIGN.md, sections 1 and 5).
+"""An independent PyTorch twin of swa's model (docs/MODEL.md, with the attention rule of
+docs/ATTENTION.md).
 
-Written from DESIGN.md's text alone and sharing no code with swa's C++ model, so that the
+Written from the contract's text alone and sharing no code with swa's C++ model, so that the
 two can be checked against each other. One function per formula; the checkpoint format is
-section 5's (safetensors, Hugging Face Llama/Mistral tensor names, the config as a JSON
+docs/MODEL.md's (safetensors, Hugging Face Llama/Mistral tensor names, the config as a JSON
 string in the metadata).
 
     config, state = load_checkpoint("model.safetensors")
@@ -40,7 +41,7 @@ LAYER_DEFAULTS = {"sink_tokens": 0, "learned_sinks": False, "attn_logit_softcapp
 
 
 def check_config(config):
-    """Raises ValueError naming the first field of `config` that breaks section 5."""
+    """Raises ValueError naming the first field of `config` that breaks docs/MODEL.md."""
     missing = [name for name in MODEL_FIELDS if name not in config]
     if missing:
         raise ValueError(f"config: missing field(s) {missing}")
@@ -84,7 +85,7 @@ def head_groups(windows):
 
 
 def tensor_shapes(config):
-    """Name -> shape of every tensor a checkpoint of `config` holds (section 5)."""
+    """Name -> shape of every tensor a checkpoint of `config` holds (docs/MODEL.md)."""
     V, d, F_ = config["vocab_size"], config["hidden_size"], config["intermediate_size"]
     Hq, Hkv, D = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]
     shapes = {"model.embed_tokens.weight": (V, d), "model.norm.weight": (d,)}
@@ -139,7 +140,7 @@ def load_checkpoint(path):
 
 
 def random_config(seed=0, *, window=None, mixed_windows=False, layers=None, **fields):
-    """A small section-5 config. `fields` override the model fields (vocab_size, hidden_size,
+    """A small config (docs/MODEL.md). `fields` override the model fields (vocab_size, hidden_size,
     num_hidden_layers, ..., tie_word_embeddings, final_logit_softcapping). Every head of
     every layer gets the window [window - 1, 0] (W tokens, Mistral's sliding_window = W)
     when `window` is given, else [-1, 0]; with mixed_windows, each layer draws one window
@@ -334,7 +335,7 @@ def swiglu(h, gate_proj, up_proj, down_proj):
 
 
 class Linear(torch.nn.Module):
-    """A weight [out, in] without bias, so that parameter names match section 5."""
+    """A weight [out, in] without bias, so that parameter names match docs/MODEL.md."""
 
     def __init__(self, out_features, in_features):
         super().__init__()

@@ -1,6 +1,6 @@
 """swa's model (libswa.so, through its C API) against the independent PyTorch twin.
 
-The twin (swa_twin.py) was written from DESIGN.md section 5 apart from the C++ model and
+The twin (swa_twin.py) was written from the model contract (docs/MODEL.md) apart from the C++ model and
 is itself checked against transformers (test_twin_hf.py). Here both read the same random
 checkpoint, written by the twin, and run the same packed batch of documents:
 - for a tiny model of every preset of src/model/presets.h (configs written here from that
