@@ -326,6 +326,30 @@ def attention_sdpa(q, k, v, visible, scale, cap, slopes, distance, sinks):
     return out[0].transpose(0, 1)  # [L, Hq, D]
 
 
+def attention_sdpa_by_window(q, k, v, segments, positions, windows, sink_tokens, scale):
+    """Causal attention through scaled_dot_product_attention with one boolean band mask
+    [L, L] per distinct window, broadcast over the heads that have it: what a PyTorch user
+    writes when heads differ only in their windows (no ALiBi, sinks or softcap).
+    q [L, Hq, D], k and v [L, Hkv, D] -> [L, Hq, D]."""
+    L, Hq, D = q.shape
+    if L == 0:
+        return q.new_zeros(q.shape)
+    group = Hq // k.shape[1]
+    outputs, order = [], []
+    for window in dict.fromkeys(tuple(w) for w in windows):  # distinct, by first head
+        heads = torch.tensor([h for h, w in enumerate(windows) if tuple(w) == window])
+        mask = visibility(segments, positions, [window], sink_tokens)[0]  # [L, L]
+        qh = q[:, heads].transpose(0, 1)  # [h, L, D]
+        kh = k[:, heads // group].transpose(0, 1)
+        vh = v[:, heads // group].transpose(0, 1)
+        out = F.scaled_dot_product_attention(qh[None], kh[None], vh[None], attn_mask=mask[None, None],
+                                             scale=scale)  # [1, h, L, D]
+        outputs.append(out[0].transpose(0, 1))  # [L, h, D]
+        order.append(heads)
+    inverse = torch.argsort(torch.cat(order))
+    return torch.cat(outputs, dim=1)[:, inverse]
+
+
 def swiglu(h, gate_proj, up_proj, down_proj):
     """(silu(h gate_proj^T) * (h up_proj^T)) down_proj^T; h [L, d], weights [F, d], [d, F]."""
     return (F.silu(h @ gate_proj.T) * (h @ up_proj.T)) @ down_proj.T
@@ -429,14 +453,20 @@ class TwinModel(torch.nn.Module):
         if not alibi:
             theta = layer_option(config, i, "rope_theta")
             q, k = rope(q, positions, theta), rope(k, positions, theta)
-        visible = visibility(segments, positions, config["layers"][i]["windows"],
-                             layer_option(config, i, "sink_tokens"))
-        distance = (positions[:, None] - positions[None, :]).abs().to(h.dtype)  # [L, L]
-        attend = attention_reference if self.attention == "reference" else attention_sdpa
-        a = attend(q, k, v, visible, scale=1.0 / math.sqrt(D),
-                   cap=layer_option(config, i, "attn_logit_softcapping"),
-                   slopes=alibi_slopes(Hq) if alibi else None, distance=distance,
-                   sinks=layer.sinks if layer_option(config, i, "learned_sinks") else None)
+        windows = config["layers"][i]["windows"]
+        sink_tokens = layer_option(config, i, "sink_tokens")
+        learned_sinks = layer_option(config, i, "learned_sinks")
+        cap = layer_option(config, i, "attn_logit_softcapping")
+        if self.attention == "sdpa" and not alibi and not learned_sinks and not cap:
+            # One boolean band mask per distinct window, shared by that window's heads.
+            a = attention_sdpa_by_window(q, k, v, segments, positions, windows, sink_tokens, 1.0 / math.sqrt(D))
+        else:
+            visible = visibility(segments, positions, windows, sink_tokens)
+            distance = (positions[:, None] - positions[None, :]).abs().to(h.dtype) if alibi else None  # [L, L]
+            attend = attention_reference if self.attention == "reference" else attention_sdpa
+            a = attend(q, k, v, visible, scale=1.0 / math.sqrt(D), cap=cap,
+                       slopes=alibi_slopes(Hq) if alibi else None, distance=distance,
+                       sinks=layer.sinks if learned_sinks else None)
         if layer_option(config, i, "gated_fusion"):
             gate = torch.sigmoid(h @ layer.gate.weight.T + layer.gate.bias)  # [L, G]
             a = a * gate[:, layer.groups][:, :, None]  # head h scaled by its group's gate

@@ -446,6 +446,26 @@ def test_sdpa_mode_matches_reference_and_rejects_softcapping():
         swa_twin.TwinModel(config, state, attention="sdpa")(tokens)
 
 
+def test_sdpa_by_window_matches_reference_with_gradients():
+    """Layers without ALiBi, sinks or softcap run SDPA once per distinct window; logits
+    and every gradient equal the reference path's."""
+    config = swa_twin.random_config(31, mixed_windows=True)
+    for layer in config["layers"]:
+        layer.update(alibi=False, learned_sinks=False, attn_logit_softcapping=0.0)
+    state = swa_twin.random_state(config, seed=32)
+    tokens = random_tokens(30, seed=33)
+    targets = random_tokens(30, seed=34)
+    results = []
+    for attention in ("reference", "sdpa"):
+        model = swa_twin.TwinModel(config, state, attention=attention).to(torch.float64)
+        loss = model.loss(tokens, targets, [0, 11, 30])
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert abs(results[0][0] - results[1][0]) < 1e-12 * abs(results[0][0])
+    for name, grad in results[0][1].items():
+        assert relative_error(results[1][1][name], grad) < TOLERANCE[torch.float64], name
+
+
 def test_bad_checkpoints_are_rejected_by_name(tmp_path):
     config = swa_twin.random_config(23, window=4)
     state = swa_twin.random_state(config, seed=24)
