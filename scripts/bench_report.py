@@ -3,9 +3,10 @@
 
 Runs `build/swa bench --json` (every number there is a ratio measured in one run: share
 of the FMA peak measured by a burst right before each timed run, time against full
-causal attention, decode bandwidth against a STREAM triad), then, if Debian's
-python3-torch is installed, times swa (through libswa.so with ctypes) against PyTorch's
-dense masked attention at the same shapes in this one process.
+causal attention, decode bandwidth against a STREAM triad, a training step of the model),
+then, in the repository's .venv (scripts/python-env.sh), times swa (through libswa.so
+with ctypes) against PyTorch's dense masked attention at the same shapes in one process,
+and the model's training step against its PyTorch twin (bench/train_vs_torch.py).
 
 usage: scripts/bench_report.py [--quick] [--build build] [--out docs]
 """
@@ -60,20 +61,31 @@ def as_tensor(a):
     return t
 
 
-def blas_name():
-    """The BLAS that Debian's libblas.so.3 alternative points to (PyTorch uses it)."""
-    try:
-        return os.path.basename(os.path.dirname(os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")))
-    except OSError:
-        return "unknown"
+def torch_blas(torch):
+    """The BLAS this torch build uses (its BLAS_INFO), e.g. "mkl"."""
+    for item in torch.__config__.show().replace(",", "\n").splitlines():
+        if item.strip().startswith("BLAS_INFO="):
+            return item.strip().split("=", 1)[1]
+    return "unknown"
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
+
+
+def in_venv(args):
+    """Runs this script's `args` under .venv's Python (torch lives there) and returns the
+    JSON it prints last; None without .venv."""
+    if not os.path.exists(VENV_PYTHON):
+        print("no .venv (scripts/python-env.sh): the PyTorch comparisons are skipped", flush=True)
+        return None
+    out = subprocess.run([VENV_PYTHON] + args, check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def torch_side_by_side(build, quick, threads):
     """swa vs PyTorch dense masked attention, same process, interleaved runs."""
-    try:
-        import torch
-    except ImportError:
-        return None
+    import torch
     torch.set_num_threads(threads)
     lib = ctypes.CDLL(os.path.join(build, "libswa.so"))
     lib.swa_attention_forward.restype = ctypes.c_int
@@ -117,7 +129,7 @@ def torch_side_by_side(build, quick, threads):
                      "max_rel_diff": err})
         print(f"torch side-by-side N={n} W={w}: torch/swa = {rows[-1]['torch_over_swa']:.1f}x "
               f"(max rel diff {err:.1e})", flush=True)
-    return {"torch_version": torch.__version__, "blas": blas_name(), "threads": threads, "rows": rows}
+    return {"torch_version": torch.__version__, "blas": torch_blas(torch), "threads": threads, "rows": rows}
 
 
 def plot(bench, path):
@@ -161,7 +173,7 @@ def targets_table(L, targets):
     L.append("")
 
 
-def write_markdown(bench, torch_rows, path, command):
+def write_markdown(bench, torch_rows, train_rows, path, command):
     fwd = bench["forward"]
     L = []
     L.append("# Benchmarks\n")
@@ -214,19 +226,57 @@ def write_markdown(bench, torch_rows, path, command):
                  f"`swa_attention_forward` over the same keys at 16k context and "
                  f"{dec['step_over_plain_forward']:.3f}x at the largest; the best step read K/V at {dec['best_kv_gbps_largest_context']:.1f} GB/s, "
                  f"{100 * dec['fraction_of_triad_bandwidth']:.0f}% of the best triad burst.\n")
+    if "train" in bench:
+        tr = bench["train"]
+        L.append("## Model training (issue 11)\n")
+        L.append(f"One training step (forward, backward, clipping, AdamW) of the preset `{tr['preset']}` at its default "
+                 f"size ({tr['parameters'] / 1e6:.2f}M parameters: narrow, wide and global heads, gated fusion) on "
+                 f"{tr['rows']} rows of {tr['seq']} random tokens, {tr['threads']} threads. FLOPs: 6 x parameters x "
+                 "tokens, plus 4·D per visible pair and head forward and 10·D backward, counted from the rule "
+                 f"({tr['flops_per_step'] / 1e9:.0f} GFLOP per step, {tr['attention_flops_per_step'] / 1e9:.0f} of "
+                 "them attention).\n")
+        rows = list(tr["targets"])
+        if train_rows:
+            rows += train_rows["targets"]
+        targets_table(L, rows)
+        L.append(f"Best step {tr['best_step_seconds']:.2f} s, {tr['tokens_per_second']:.0f} tokens/s, "
+                 f"peak RSS {tr['peak_rss_bytes'] / 2**20:.0f} MiB.\n")
+        g = tr["gemm_choice"]
+        L.append(f"Dense layers: OpenBLAS's sgemm ran the up-projection shape ({g['m']} x {g['n']} x {g['k']}) at "
+                 f"{100 * g['openblas_fraction_of_peak']:.0f}% of the FMA peak, swa's own tile GEMM (the attention "
+                 f"tiles' kernel, no packing) at {100 * g['tile_gemm_fraction_of_peak']:.0f}%; the model uses OpenBLAS, "
+                 "which also takes the transposed operands of the backward.\n")
+    if train_rows:
+        L.append(f"### Against the PyTorch twin\n")
+        L.append("`bench/train_vs_torch.py`: the same checkpoint through `libswa.so` and through the PyTorch twin "
+                 "(`tests/python/swa_twin.py`, attention as `scaled_dot_product_attention` with a boolean band mask per "
+                 f"distinct window, what a PyTorch user writes), f32, {train_rows['threads']} threads, torch "
+                 f"{train_rows['torch_version']}, one document of `seq` tokens per step, forward and backward "
+                 "(the optimizer update left out on both sides), alternating runs, each side's best.\n")
+        L.append("| seq | swa tokens/s | torch tokens/s | swa / torch |")
+        L.append("|---|---|---|---|")
+        for r in train_rows["rows"]:
+            L.append(f"| {r['seq']} | {r['swa_tokens_per_second']:.0f} | "
+                     f"{r['torch_tokens_per_second']:.0f} | {r['speedup']:.2f}x |")
+        L.append("")
+        mem = train_rows["memory"]
+        L.append("| peak RSS of one step (fresh process) | " + " | ".join(f"seq {k}" for k in mem["swa"]) + " |")
+        L.append("|---|" + "---|" * len(mem["swa"]))
+        for side in ("swa", "torch"):
+            cells = [f"{v['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in v else v.get("error", "?")
+                     for v in mem[side].values()]
+            L.append(f"| {side} | " + " | ".join(cells) + " |")
+        L.append("")
     if torch_rows:
         L.append(f"## Side by side with PyTorch {torch_rows['torch_version']} dense masked attention\n")
         L.append("Same process, same inputs, interleaved runs (causal window, f32, H=8, D=128, "
-                 f"{torch_rows['threads']} threads; PyTorch's BLAS: Debian's `{torch_rows['blas']}`). PyTorch computes "
+                 f"{torch_rows['threads']} threads; PyTorch's BLAS: {torch_rows['blas']}). PyTorch computes "
                  "the full N×N scores and masks them, which is what a user would otherwise write; swa is called "
                  "through `libswa.so` with ctypes.\n")
         L.append("| N | W | torch / swa time | max rel diff |")
         L.append("|---|---|---|---|")
         for r in torch_rows["rows"]:
             L.append(f"| {r['n']} | {r['window']} | {r['torch_over_swa']:.1f}x | {r['max_rel_diff']:.1e} |")
-        if torch_rows["blas"] in ("blas", "unknown"):
-            L.append("\nWith the reference BLAS PyTorch is far slower; install `libopenblas0-pthread` for a fair "
-                     "baseline.")
         L.append("")
     with open(path, "w") as f:
         f.write("\n".join(L))
@@ -238,19 +288,32 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--out", default="docs")
     ap.add_argument("--reuse", action="store_true", help="reuse build/bench.json instead of running swa bench")
+    ap.add_argument("--torch-attention", type=int, metavar="THREADS", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.torch_attention:  # the child run in .venv: print the attention comparison
+        print(json.dumps(torch_side_by_side(args.build, args.quick, args.torch_attention)))
+        return 0
     if args.reuse:
         with open(os.path.join(args.build, "bench.json")) as f:
             bench = json.load(f)
     else:
         bench = run_swa_bench(args.build, args.quick)
-    torch_rows = torch_side_by_side(args.build, args.quick, bench["forward"]["threads"])
+    threads = bench["forward"]["threads"]
+    quick = ["--quick"] if args.quick else []
+    torch_rows = in_venv([os.path.abspath(__file__), "--build", args.build, "--torch-attention", str(threads)] + quick)
+    train_rows = None
+    if os.path.exists(VENV_PYTHON):
+        path = os.path.join(args.build, "train_vs_torch.json")
+        subprocess.run([VENV_PYTHON, os.path.join(ROOT, "bench", "train_vs_torch.py"), "--build", args.build,
+                        "--threads", str(threads), "--json", path] + quick, check=True)
+        with open(path) as f:
+            train_rows = json.load(f)
     os.makedirs(args.out, exist_ok=True)
     plot(bench, os.path.join(args.out, "bench_scaling.png"))
-    write_markdown(bench, torch_rows, os.path.join(args.out, "BENCHMARKS.md"),
+    write_markdown(bench, torch_rows, train_rows, os.path.join(args.out, "BENCHMARKS.md"),
                    "scripts/bench_report.py" + (" --quick" if args.quick else ""))
     with open(os.path.join(args.out, "bench.json"), "w") as f:
-        json.dump({"swa": bench, "torch": torch_rows}, f, indent=1)
+        json.dump({"swa": bench, "torch": torch_rows, "train_vs_torch": train_rows}, f, indent=1)
     print("wrote", os.path.join(args.out, "BENCHMARKS.md"))
 
 

@@ -1,14 +1,14 @@
 // The arithmetic the model's layers are written against, for its two scalar types: f32
 // (training and inference: OpenBLAS sgemm, the SIMD ops) and f64 (the gradient checks:
-// OpenBLAS dgemm, the ops' plain twins). The layer code (model/block.h, model/head.h) is
-// one template over these, so the double-precision checks difference the same code that
-// trains.
+// OpenBLAS dgemm, the ops' plain twins). The layer code (model/block.cc, model/model.cc)
+// is one template over these, so the double-precision checks difference the same code
+// that trains.
 //
-// Dense layers use OpenBLAS (Debian's libopenblas): measured on this project's machine it
-// ran the model's GEMM shapes at 0.64-0.83 of the FMA peak on 2 threads, with the
-// transposed operands the backward needs, where swa's own tile GEMM (built for attention
-// tiles, without packing) ran at 0.59-0.84 of one core's peak on the untransposed shape
-// only (docs/BENCHMARKS.md, "Model training").
+// Dense layers use OpenBLAS (Debian's libopenblas), chosen by measurement: `swa bench
+// train` times the model's up-projection shape through OpenBLAS and through swa's own
+// tile GEMM (ops::TileGemm, built for attention tiles, without packing) in the same run
+// (docs/BENCHMARKS.md, "Model training"). OpenBLAS was not slower, and it also takes the
+// transposed operands the backward needs, which the tile GEMM would need packing for.
 #pragma once
 
 #include <cblas.h>
