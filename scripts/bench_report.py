@@ -169,7 +169,9 @@ def targets_table(L, targets):
     L.append("| target | value | bound | met |")
     L.append("|---|---|---|---|")
     for t in targets:
-        L.append(f"| {t['target']} | {t['value']:.3f} | {t['bound']:.2f} | {'yes' if t['met'] else '**no**'} |")
+        value = "-" if t["value"] is None else f"{t['value']:.3f}"
+        met = "not measured" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        L.append(f"| {t['target']} | {value} | {t['bound']:.2f} | {met} |")
     L.append("")
 
 
@@ -253,20 +255,21 @@ def write_markdown(bench, torch_rows, train_rows, path, command):
                  f"distinct window, what a PyTorch user writes), f32, {train_rows['threads']} threads, torch "
                  f"{train_rows['torch_version']}, one document of `seq` tokens per step, forward and backward "
                  "(the optimizer update left out on both sides), alternating runs, each side's best.\n")
-        L.append("| seq | swa tokens/s | torch tokens/s | swa / torch |")
-        L.append("|---|---|---|---|")
+        L.append("| seq | swa tokens/s | torch tokens/s | swa / torch | swa peak RSS | torch peak RSS |")
+        L.append("|---|---|---|---|---|---|")
         for r in train_rows["rows"]:
-            L.append(f"| {r['seq']} | {r['swa_tokens_per_second']:.0f} | "
-                     f"{r['torch_tokens_per_second']:.0f} | {r['speedup']:.2f}x |")
+            cells = []
+            for side in ("swa", "torch"):
+                x = r[side]
+                cells.append(f"{r['seq'] / x['seconds']:.0f}" if "error" not in x else x["error"])
+            speed = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
+            rss = [f"{r[side]['peak_rss_mib']:.0f} MiB" if "error" not in r[side] else "-" for side in ("swa", "torch")]
+            L.append(f"| {r['seq']} | {cells[0]} | {cells[1]} | {speed} | {rss[0]} | {rss[1]} |")
         L.append("")
-        mem = train_rows["memory"]
-        L.append("| peak RSS of one step (fresh process) | " + " | ".join(f"seq {k}" for k in mem["swa"]) + " |")
-        L.append("|---|" + "---|" * len(mem["swa"]))
-        for side in ("swa", "torch"):
-            cells = [f"{v['peak_rss_mib']:.0f} MiB" if "peak_rss_mib" in v else v.get("error", "?")
-                     for v in mem[side].values()]
-            L.append(f"| {side} | " + " | ".join(cells) + " |")
-        L.append("")
+        growth = [f"{side} {train_rows[side + '_memory_growth']:.2f}x" for side in ("swa", "torch")
+                  if side + "_memory_growth" in train_rows]
+        if growth:
+            L.append("Peak memory of a step, from the shortest to the longest sequence: " + ", ".join(growth) + ".\n")
     if torch_rows:
         L.append(f"## Side by side with PyTorch {torch_rows['torch_version']} dense masked attention\n")
         L.append("Same process, same inputs, interleaved runs (causal window, f32, H=8, D=128, "
