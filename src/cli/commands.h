@@ -79,9 +79,9 @@ struct GenerateCommandOptions {
   int64_t max_tokens = 256;
   std::vector<std::string> stop;
   int threads = 0;
-  int64_t chunk = 256;          // prefill tokens per piece
-  int64_t stream_sinks = -1;    // StreamingLLM sinks; -1 = off
-  int64_t stream_window = 0;    // StreamingLLM window; 0 = default
+  int64_t chunk = 256;        // prefill tokens per piece
+  int64_t stream_sinks = -1;  // StreamingLLM sinks; -1 = off
+  int64_t stream_window = 0;  // StreamingLLM window; 0 = default
 };
 CLI::App* AddGenerateCommand(CLI::App* app, GenerateCommandOptions* opt);
 // Exit status: 0 done, 1 bad input or a failed run (message on stderr).

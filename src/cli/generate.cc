@@ -1,6 +1,8 @@
 // `swa generate --ckpt FILE --prompt TEXT`: streams the text a checkpoint continues the
 // prompt with (generate/generate.h) to stdout as it is produced, then prints prefill and
 // decode speeds and the KV caches' memory to stderr, so that stdout holds the text alone.
+#include "generate/generate.h"
+
 #include <cblas.h>
 
 #include <CLI/CLI.hpp>
@@ -12,7 +14,6 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "generate/decoder.h"
-#include "generate/generate.h"
 #include "model/checkpoint.h"
 
 namespace swa::cli {
@@ -25,7 +26,8 @@ void CheckFlags(const GenerateCommandOptions& o) {
     ThrowInvalid("--temperature must be finite and >= 0 (0 = greedy), got " + std::to_string(o.temperature));
   }
   if (o.top_k < 0) ThrowInvalid("--top-k must be >= 0 (0 = all tokens), got " + std::to_string(o.top_k));
-  if (!(o.top_p > 0 && o.top_p <= 1)) ThrowInvalid("--top-p must be in (0, 1], got " + std::to_string(o.top_p));
+  if (!(o.top_p > 0 && o.top_p <= 1))
+    ThrowInvalid("--top-p must be in (0, 1], got " + std::to_string(o.top_p));
   if (o.max_tokens < 0) ThrowInvalid("--max-tokens must be >= 0, got " + std::to_string(o.max_tokens));
   for (const std::string& s : o.stop) {
     if (s.empty()) ThrowInvalid("--stop must not be empty (it would stop before any output)");
@@ -37,7 +39,8 @@ void CheckFlags(const GenerateCommandOptions& o) {
   }
   if (o.stream_sinks < -1) ThrowInvalid("--stream-sinks must be >= 0, got " + std::to_string(o.stream_sinks));
   if (o.stream_window != 0 && o.stream_sinks < 0) ThrowInvalid("--stream-window needs --stream-sinks");
-  if (o.stream_window < 0) ThrowInvalid("--stream-window must be >= 1, got " + std::to_string(o.stream_window));
+  if (o.stream_window < 0)
+    ThrowInvalid("--stream-window must be >= 1, got " + std::to_string(o.stream_window));
 }
 
 double PerSecond(int64_t tokens, double seconds) {
@@ -45,30 +48,35 @@ double PerSecond(int64_t tokens, double seconds) {
 }
 
 void PrintStats(const generate::Decoder& decoder, const generate::GenerateStats& s) {
-  std::fprintf(stderr, "prefill: %lld tokens in %.3f s, %.1f tokens/s\n", static_cast<long long>(s.prompt_tokens),
-               s.prefill_seconds, PerSecond(s.prompt_tokens, s.prefill_seconds));
+  std::fprintf(stderr, "prefill: %lld tokens in %.3f s, %.1f tokens/s\n",
+               static_cast<long long>(s.prompt_tokens), s.prefill_seconds,
+               PerSecond(s.prompt_tokens, s.prefill_seconds));
   std::fprintf(stderr, "decode: %lld tokens in %.3f s, %.1f tokens/s (%lld generated, stop: %s)\n",
-               static_cast<long long>(s.decode_steps), s.decode_seconds, PerSecond(s.decode_steps, s.decode_seconds),
-               static_cast<long long>(s.generated_tokens), generate::StopReasonName(s.reason));
+               static_cast<long long>(s.decode_steps), s.decode_seconds,
+               PerSecond(s.decode_steps, s.decode_seconds), static_cast<long long>(s.generated_tokens),
+               generate::StopReasonName(s.reason));
   const generate::StreamingOptions& st = decoder.streaming();
   std::string kind = decoder.CacheGrows() ? "growing with the sequence" : "bounded";
   if (st.enabled()) {
     kind += ", StreamingLLM: " + std::to_string(st.sinks) + " sinks + window " + std::to_string(st.window);
   }
-  std::fprintf(stderr, "KV cache: %lld bytes (%.1f KiB) in %lld caches over %lld layers, %s\n",
+  std::fprintf(stderr, "KV cache: %lld bytes (%.1f KiB) in %lld cache%s over %lld layers, %s\n",
                static_cast<long long>(s.cache_bytes), static_cast<double>(s.cache_bytes) / 1024.0,
-               static_cast<long long>(decoder.NumCaches()),
+               static_cast<long long>(decoder.NumCaches()), decoder.NumCaches() == 1 ? "" : "s",
                static_cast<long long>(decoder.config().num_hidden_layers), kind.c_str());
 }
 
 }  // namespace
 
 CLI::App* AddGenerateCommand(CLI::App* app, GenerateCommandOptions* opt) {
-  CLI::App* cmd = app->add_subcommand("generate", "Generate text from a checkpoint, streamed through KV caches");
+  CLI::App* cmd =
+      app->add_subcommand("generate", "Generate text from a checkpoint, streamed through KV caches");
   cmd->add_option("--ckpt", opt->ckpt, "Model checkpoint (e.g. RUN/model.safetensors)");
   cmd->add_option("--prompt", opt->prompt, "Text to continue (empty: start from BOS)");
-  cmd->add_option("--temperature", opt->temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
-  cmd->add_option("--top-k", opt->top_k, "Sample among the k most likely tokens (0 = all)")->capture_default_str();
+  cmd->add_option("--temperature", opt->temperature, "Sampling temperature (0 = greedy)")
+      ->capture_default_str();
+  cmd->add_option("--top-k", opt->top_k, "Sample among the k most likely tokens (0 = all)")
+      ->capture_default_str();
   cmd->add_option("--top-p", opt->top_p, "Nucleus sampling mass, in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", opt->seed, "Seed of the sampler (std::mt19937_64)")->capture_default_str();
   cmd->add_option("--max-tokens", opt->max_tokens, "Most tokens to generate")->capture_default_str();

@@ -27,7 +27,8 @@ Decoder::Decoder(model::ModelConfig config, std::vector<float> params, const Dec
     ThrowInvalid("chunk (prefill tokens per piece) must be in [1, " + Str(kMaxChunk) + "], got " +
                  Str(options_.chunk));
   }
-  if (options_.threads < 0) ThrowInvalid("threads must be >= 0 (0 = all cores), got " + Str(options_.threads));
+  if (options_.threads < 0)
+    ThrowInvalid("threads must be >= 0 (0 = all cores), got " + Str(options_.threads));
   StreamingOptions& s = options_.streaming;
   if (s.sinks < -1) ThrowInvalid("stream sinks must be >= 0 (or -1 = off), got " + Str(s.sinks));
   if (s.enabled()) {

@@ -25,8 +25,8 @@
 namespace swa::generate {
 
 struct DecoderOptions {
-  int64_t chunk = 256;  // most tokens per piece (the caches' max_chunk), 1 .. kMaxChunk
-  int threads = 0;      // 0 = all cores
+  int64_t chunk = 256;         // most tokens per piece (the caches' max_chunk), 1 .. kMaxChunk
+  int threads = 0;             // 0 = all cores
   StreamingOptions streaming;  // StreamingLLM bound on global heads (off by default)
 };
 
@@ -84,12 +84,12 @@ class Decoder {
 
   // Working rows of one piece, sized for `chunk` tokens.
   struct Workspace {
-    std::vector<float> x, h, rstd;        // [n, d], [n, d], [n]
-    std::vector<float> q, k, v;           // [n, Hq*D], [n, Hkv*D], [n, Hkv*D]
-    std::vector<float> attn, gated;       // [n, Hq*D] each
-    std::vector<float> gate;              // [n, G]
-    std::vector<float> mlp_gate, up, m;   // [n, F] each
-    std::vector<float> logits;            // [n, V]
+    std::vector<float> x, h, rstd;       // [n, d], [n, d], [n]
+    std::vector<float> q, k, v;          // [n, Hq*D], [n, Hkv*D], [n, Hkv*D]
+    std::vector<float> attn, gated;      // [n, Hq*D] each
+    std::vector<float> gate;             // [n, G]
+    std::vector<float> mlp_gate, up, m;  // [n, F] each
+    std::vector<float> logits;           // [n, V]
   } ws_;
 };
 

@@ -168,8 +168,9 @@ void LayerCache::AppendAttend(int64_t tokens, const float* q, const float* k, co
       }
     }
     swa_tensor out_t = Rows(out_part_.data(), tokens, pq, dim_);
-    part.cache.AppendAttend(0, Rows(q_part_.data(), tokens, pq, dim_), Rows(k_part_.data(), tokens, pkv, dim_),
-                            Rows(v_part_.data(), tokens, pkv, dim_), out_t);
+    part.cache.AppendAttend(0, Rows(q_part_.data(), tokens, pq, dim_),
+                            Rows(k_part_.data(), tokens, pkv, dim_), Rows(v_part_.data(), tokens, pkv, dim_),
+                            out_t);
     for (int64_t t = 0; t < tokens; ++t) {
       for (int64_t i = 0; i < pq; ++i) {
         std::copy_n(out_part_.data() + (t * pq + i) * dim_, dim_,

@@ -55,10 +55,10 @@ class LayerCache {
   // the T tokens taking the next positions (q and k un-rotated; T <= max_chunk).
   void AppendAttend(int64_t tokens, const float* q, const float* k, const float* v, float* out);
 
-  void Reset();                 // back to position 0, storage kept
-  int64_t BytesUsed() const;    // K/V storage of every cache of the layer
+  void Reset();               // back to position 0, storage kept
+  int64_t BytesUsed() const;  // K/V storage of every cache of the layer
   int64_t NumCaches() const { return static_cast<int64_t>(parts_.size()); }
-  bool Grows() const;           // some cache keeps every position
+  bool Grows() const;  // some cache keeps every position
 
  private:
   struct Part {

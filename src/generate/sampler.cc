@@ -51,9 +51,8 @@ std::vector<TokenProbability> Sampler::Distribution(std::span<const float> logit
     if (std::isfinite(logits[i])) order.push_back(static_cast<int32_t>(i));
   }
   if (order.empty()) ThrowInvalid("every token is excluded: no finite logit to sample from");
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
   if (greedy()) return {{order[0], 1.0}};
   if (options_.top_k > 0 && static_cast<int64_t>(order.size()) > options_.top_k) order.resize(options_.top_k);
   // p_i = exp((z_i - z_0) / T) / sum_j: every exponent <= 0, the first exactly 0.
