@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -136,17 +137,27 @@ TEST(DecoderTest, GreedyWithCachesEqualsGreedyRecomputingTheSequence) {
     DecoderOptions o;
     o.chunk = 16;
     Decoder decoder(c.config, params, o);
-    std::vector<int32_t> cached = RandomTokens(kPrompt, 13), recomputed = cached;
-    std::span<const float> logits = decoder.PrefillLast(cached);
+    std::vector<int32_t> recomputed = RandomTokens(kPrompt, 13);
+    std::span<const float> logits = decoder.PrefillLast(recomputed);
     double worst = 0;
     for (int64_t step = 0; step < kGenerate; ++step) {
       const std::vector<float> full = FullLogits(c.config, params, recomputed);
       const float* want = full.data() + (recomputed.size() - 1) * v;
       worst = std::max(worst, WorstError(logits.data(), want, v));
-      recomputed.push_back(FirstMax(want, v));
-      cached.push_back(FirstMax(logits.data(), v));
-      ASSERT_EQ(cached.back(), recomputed.back()) << "step " << step;
-      logits = decoder.Step(cached.back());
+      const int32_t best = FirstMax(want, v), got = FirstMax(logits.data(), v);
+      // Both must pick the same token, unless the full forward itself has a near tie
+      // (within 1e-3, far above the f32 differences): then any of the tied tokens.
+      float second = -std::numeric_limits<float>::infinity();
+      for (int64_t t = 0; t < v; ++t) {
+        if (t != best) second = std::max(second, want[t]);
+      }
+      if (want[best] - second > 1e-3f) {
+        ASSERT_EQ(got, best) << "step " << step;
+      } else {
+        EXPECT_GE(want[got], want[best] - 1e-3f) << "step " << step;
+      }
+      recomputed.push_back(best);
+      logits = decoder.Step(best);
     }
     EXPECT_LT(worst, kTolerance);
     EXPECT_EQ(decoder.position(), kPrompt + kGenerate);

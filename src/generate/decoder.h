@@ -50,7 +50,9 @@ class Decoder {
   std::span<const float> PrefillLast(std::span<const int32_t> tokens);
   // Feeds one token; returns the logits [V] of the next, valid until the next call.
   std::span<const float> Step(int32_t token) { return PrefillLast(std::span<const int32_t>(&token, 1)); }
-  // Starts a new sequence at position 0 (the caches' storage is kept).
+  // Starts a new sequence at position 0 (the caches' storage is kept). Bad tokens are
+  // refused before anything is fed; after any other exception (out of memory) the
+  // sequence is undefined until Reset.
   void Reset();
 
   const model::ModelConfig& config() const { return config_; }
