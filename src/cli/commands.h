@@ -68,4 +68,23 @@ struct PresetCommandOptions {
 CLI::App* AddPresetCommand(CLI::App* app, PresetCommandOptions* opt);
 int RunPreset(const PresetCommandOptions& opt);
 
+// `swa generate` (generate.cc): text from a checkpoint, streamed through the KV caches.
+struct GenerateCommandOptions {
+  std::string ckpt;
+  std::string prompt;
+  double temperature = 1.0;  // 0 = greedy
+  int64_t top_k = 0;         // 0 = all tokens
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  int64_t max_tokens = 256;
+  std::vector<std::string> stop;
+  int threads = 0;
+  int64_t chunk = 256;        // prefill tokens per piece
+  int64_t stream_sinks = -1;  // StreamingLLM sinks; -1 = off
+  int64_t stream_window = 0;  // StreamingLLM window; 0 = default
+};
+CLI::App* AddGenerateCommand(CLI::App* app, GenerateCommandOptions* opt);
+// Exit status: 0 done, 1 bad input or a failed run (message on stderr).
+int RunGenerate(const GenerateCommandOptions& opt);
+
 }  // namespace swa::cli

@@ -31,10 +31,14 @@ int main(int argc, char** argv) {
   swa::cli::PresetCommandOptions preset;
   CLI::App* preset_cmd = swa::cli::AddPresetCommand(&app, &preset);
 
+  swa::cli::GenerateCommandOptions generate;
+  CLI::App* generate_cmd = swa::cli::AddGenerateCommand(&app, &generate);
+
   CLI11_PARSE(app, argc, argv);
   if (check_cmd->parsed()) return swa::cli::RunCheck(check);
   if (bench_cmd->parsed()) return swa::cli::RunBench(bench);
   if (train_cmd->parsed()) return swa::cli::RunTrain(train);
   if (preset_cmd->parsed()) return swa::cli::RunPreset(preset);
+  if (generate_cmd->parsed()) return swa::cli::RunGenerate(generate);
   return 1;
 }
