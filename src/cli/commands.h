@@ -14,16 +14,16 @@ namespace swa::cli {
 
 struct CheckOptions {
   int threads = 0;
-  int random = 0;          // also run this many random cases, forward and backward
-  int64_t max_len = 300;   // longest sequence of a random case
-  uint64_t seed = 1;       // of the random cases
+  int random = 0;         // also run this many random cases, forward and backward
+  int64_t max_len = 300;  // longest sequence of a random case
+  uint64_t seed = 1;      // of the random cases
 };
 int RunCheck(const CheckOptions& opt);
 
 struct BenchOptions {
-  int threads = 0;         // 0 = all cores
-  std::string json_path;   // also write the results as JSON here
-  bool quick = false;      // smaller shapes (smoke test)
+  int threads = 0;            // 0 = all cores
+  std::string json_path;      // also write the results as JSON here
+  bool quick = false;         // smaller shapes (smoke test)
   std::string suite = "all";  // forward, backward, decode, train or all
 };
 // `swa bench [suite]`: runs the suites, prints their tables and writes one JSON
@@ -59,6 +59,22 @@ CLI::App* AddTrainCommand(CLI::App* app, TrainCommandOptions* opt);
 // Exit status: 0 done, 1 bad input or a failed run (message on stderr), 128 + the signal
 // number when SIGINT (130) or SIGTERM (143) stopped the run after a checkpoint.
 int RunTrain(const TrainCommandOptions& opt);
+
+// `swa eval` (eval.cc): bits per byte at several context lengths, and the recall probe.
+struct EvalCommandOptions {
+  std::string ckpt;
+  std::vector<std::string> data, ext;
+  std::string split = "all";  // all, val or train (swa train's split)
+  double val_fraction = 0.05;
+  std::string contexts = "256,1024,8192,65536";
+  int64_t max_bytes = 0;       // 0 = every byte
+  int64_t recall_trials = 20;  // 0 = no probe
+  int64_t chunk = 512;
+  int threads = 0;
+  bool json = false;
+};
+CLI::App* AddEvalCommand(CLI::App* app, EvalCommandOptions* opt);
+int RunEval(const EvalCommandOptions& opt);
 
 // `swa preset NAME` (preset.cc): prints the preset's config JSON.
 struct PresetCommandOptions {

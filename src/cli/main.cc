@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   swa::cli::CheckOptions check;
-  auto* check_cmd = app.add_subcommand("check", "Run the fast path against the oracle and print a pass table");
+  auto* check_cmd =
+      app.add_subcommand("check", "Run the fast path against the oracle and print a pass table");
   check_cmd->add_option("-t,--threads", check.threads, "Threads (0 = all cores)");
   check_cmd->add_option("--random", check.random, "Also run this many random cases, forward and backward")
       ->check(CLI::Range(0, 10000000));
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
 
   swa::cli::TrainCommandOptions train;
   CLI::App* train_cmd = swa::cli::AddTrainCommand(&app, &train);
+  swa::cli::EvalCommandOptions eval;
+  CLI::App* eval_cmd = swa::cli::AddEvalCommand(&app, &eval);
   swa::cli::PresetCommandOptions preset;
   CLI::App* preset_cmd = swa::cli::AddPresetCommand(&app, &preset);
 
@@ -39,6 +42,7 @@ int main(int argc, char** argv) {
   if (bench_cmd->parsed()) return swa::cli::RunBench(bench);
   if (train_cmd->parsed()) return swa::cli::RunTrain(train);
   if (preset_cmd->parsed()) return swa::cli::RunPreset(preset);
+  if (eval_cmd->parsed()) return swa::cli::RunEval(eval);
   if (generate_cmd->parsed()) return swa::cli::RunGenerate(generate);
   return 1;
 }

@@ -39,6 +39,10 @@ Decoder::Decoder(model::ModelConfig config, std::vector<float> params, const Dec
   } else if (s.window != 0) {
     ThrowInvalid("a stream window needs stream sinks (StreamingLLM is off)");
   }
+  if (s.context < 0 || s.context > (int64_t{1} << 30)) {
+    ThrowInvalid("the evaluation context must be in [1, 2^30] (0 = none), got " + Str(s.context));
+  }
+  if (s.context > 0 && s.enabled()) ThrowInvalid("an evaluation context does not combine with stream sinks");
   layout_ = model::ParameterLayout(config_);
   const int64_t floats = model::LayoutFloats(config_);
   if (static_cast<int64_t>(params_.size()) != floats) {

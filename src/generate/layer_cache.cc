@@ -68,6 +68,8 @@ KvCache MakeCache(const model::ModelConfig& config, const model::LayerConfig& la
   for (int64_t i = 0; i < heads; ++i) {
     const int64_t h = part.q_heads[i];
     left[i] = part.streamed ? streaming.window - 1 : layer.windows[h].left;
+    if (streaming.context > 0)
+      left[i] = left[i] < 0 ? streaming.context - 1 : std::min(left[i], streaming.context - 1);
     right[i] = layer.windows[h].right;
     slopes[i] = model::AlibiSlope(h, config.num_attention_heads);
     sink_logits[i] = sinks != nullptr ? sinks[h] : 0.0f;

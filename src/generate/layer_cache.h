@@ -26,6 +26,11 @@ struct StreamingOptions {
   int64_t sinks = -1;  // S, the first positions those heads keep seeing; -1 = off (exact)
   int64_t window = 0;  // W, the most recent positions they see, their own included (>= 1)
   bool enabled() const { return sinks >= 0; }
+  // An evaluation length C (0 = none): every head sees at most the last C keys, its own
+  // included (left windows cut to C - 1), plus the layer's own sink tokens (the first
+  // positions, part of the model's rule), so that no cache grows past C + sinks. Not with
+  // StreamingLLM.
+  int64_t context = 0;
 };
 
 // The default W: 4 times the widest bounded window of the model, else 1024.
