@@ -186,6 +186,40 @@ TEST(DecoderTest, SlidingWindowCachesStayBoundedAndGlobalOnesGrow) {
   }
 }
 
+// AdvanceForTiming takes positions like real tokens: after blank positions, a sliding-window
+// model's logits depend only on the real tokens within its reach (3 layers of window 8:
+// 21 tokens back), so 30 real tokens after 1000 blank ones give the logits of the same 30
+// from position 0 (RoPE is relative). The caches hold what the same count of real tokens
+// leaves: bounded for uniform, growing for full.
+TEST(DecoderTest, BlankPositionsForTimingAreTakenAndLeaveTheWindow) {
+  const std::vector<int32_t> tokens = RandomTokens(30, 23);
+  for (const std::string name : {"uniform", "full"}) {
+    const ModelConfig config = model::Preset(name, model::PresetSize::Tiny());
+    const std::vector<float> params = RandomParams(config, 2);
+    DecoderOptions o;
+    o.chunk = 7;
+    Decoder blank(config, params, o), fresh(config, params, o), real(config, params, o);
+    blank.AdvanceForTiming(1000);
+    EXPECT_EQ(blank.position(), 1000);
+    const std::vector<int32_t> filler = RandomTokens(1000, 24);
+    real.Prefill(filler, nullptr);
+    EXPECT_EQ(blank.CacheBytes(), real.CacheBytes()) << name;
+    std::vector<float> a(tokens.size() * config.vocab_size), b(a.size());
+    blank.Prefill(tokens, a.data());
+    fresh.Prefill(tokens, b.data());
+    const int64_t v = config.vocab_size;
+    const double last_error = WorstError(a.data() + 29 * v, b.data() + 29 * v, v);
+    if (name == "uniform") {
+      EXPECT_LT(last_error, kTolerance);
+    } else {
+      EXPECT_GT(last_error, 1e-3);  // full attention still sees the blank keys
+    }
+  }
+  Decoder d(model::Preset("uniform", model::PresetSize::Tiny()),
+            RandomParams(model::Preset("uniform", model::PresetSize::Tiny()), 2), DecoderOptions{});
+  EXPECT_THROW(d.AdvanceForTiming(-1), Error);
+}
+
 TEST(DecoderTest, StreamingIsExactUpToSinksPlusWindowAndBoundedAfter) {
   for (const std::string name : {"mixed_gated", "local_global", "banded_sinks"}) {
     SCOPED_TRACE(name);

@@ -47,6 +47,20 @@ TEST(ModelPresetsTest, DefaultSizeHasAboutTenMillionParameters) {
   EXPECT_EQ(ParameterCount(Preset("full")), want);
 }
 
+TEST(ModelPresetsTest, NamedSizes) {
+  // small: V d + L (d + Hq D d + 2 Hkv D d + d Hq D + d + 3 F d) + d with d 192, 4 layers,
+  // 6 heads of 32 over 2 kv heads, F 512, tied.
+  const int64_t want =
+      259 * 192 + 4 * (192 + 192 * 192 + 2 * 64 * 192 + 192 * 192 + 192 + 3 * 512 * 192) + 192;
+  EXPECT_EQ(ParameterCount(Preset("uniform", PresetSize::Named("small"))), want);
+  for (const LayerConfig& l : Preset("uniform", PresetSize::Named("small")).layers) {
+    ExpectAllHeads(l, HeadWindow{63, 0}, "uniform small");
+  }
+  EXPECT_EQ(ParameterCount(Preset("full", PresetSize::Named("default"))), 9541632);
+  EXPECT_EQ(Preset("full", PresetSize::Named("tiny")).hidden_size, 32);
+  EXPECT_THROW(PresetSize::Named("huge"), Error);
+}
+
 TEST(ModelPresetsTest, FullAndUniform) {
   for (const LayerConfig& l : Preset("full").layers) ExpectAllHeads(l, kGlobal, "full");
   for (const LayerConfig& l : Preset("uniform").layers) ExpectAllHeads(l, HeadWindow{255, 0}, "uniform");

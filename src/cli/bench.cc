@@ -160,7 +160,8 @@ std::vector<Shape> ForwardShapes(bool quick) {
   const int64_t w_fixed = quick ? 256 : 1024;
   auto add = [&](Shape s) { shapes.push_back(s); };
   // Cost against N at a fixed window: linear.
-  for (int64_t n : quick ? std::vector<int64_t>{1024, 2048, 4096} : std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}) {
+  for (int64_t n : quick ? std::vector<int64_t>{1024, 2048, 4096}
+                         : std::vector<int64_t>{2048, 4096, 8192, 16384, 32768}) {
     Shape s;
     s.group = "scale_n";
     s.lq = s.lk = n;
@@ -168,7 +169,8 @@ std::vector<Shape> ForwardShapes(bool quick) {
     add(s);
   }
   // Cost against W at a fixed N, up to full causal.
-  for (int64_t w : quick ? std::vector<int64_t>{128, 256, 512, -1} : std::vector<int64_t>{256, 512, 1024, 2048, 4096, -1}) {
+  for (int64_t w : quick ? std::vector<int64_t>{128, 256, 512, -1}
+                         : std::vector<int64_t>{256, 512, 1024, 2048, 4096, -1}) {
     Shape s;
     s.group = "scale_w";
     s.lq = s.lk = n_fixed;
@@ -221,13 +223,13 @@ const Result* Find(const std::vector<Result>& rs, const std::string& group, int6
 
 json ToJson(const Result& r) {
   const Shape& s = r.shape;
-  return {{"group", s.group},       {"dtype", DtypeName(s.dtype)},
-          {"lq", s.lq},             {"lk", s.lk},
-          {"hq", s.hq},             {"hkv", s.hkv},
-          {"head_dim", s.dim},      {"window", s.window},
-          {"seconds", r.seconds},   {"visible_pairs", r.pairs},
-          {"gflops", r.gflops},     {"fraction_of_fma_peak", r.peak_share},
-          {"kv_gbps", r.gbps},      {"fraction_of_triad_bandwidth", r.bw_share}};
+  return {{"group", s.group},     {"dtype", DtypeName(s.dtype)},
+          {"lq", s.lq},           {"lk", s.lk},
+          {"hq", s.hq},           {"hkv", s.hkv},
+          {"head_dim", s.dim},    {"window", s.window},
+          {"seconds", r.seconds}, {"visible_pairs", r.pairs},
+          {"gflops", r.gflops},   {"fraction_of_fma_peak", r.peak_share},
+          {"kv_gbps", r.gbps},    {"fraction_of_triad_bandwidth", r.bw_share}};
 }
 
 // The targets, each computed from ratios measured in this run.
@@ -235,12 +237,17 @@ json Targets(const std::vector<Result>& rs, bool quick) {
   json t = json::array();
   const int64_t n = quick ? 4096 : 16384, w = quick ? 256 : 1024;
   auto add = [&](const std::string& name, double value, double bound, bool at_least) {
-    t.push_back({{"target", name}, {"value", value}, {"bound", bound}, {"met", at_least ? value >= bound : value <= bound}});
+    t.push_back({{"target", name},
+                 {"value", value},
+                 {"bound", bound},
+                 {"met", at_least ? value >= bound : value <= bound}});
   };
   const Result* f32 = Find(rs, "scale_w", n, w);
   if (f32) add("f32 SWA share of FMA peak", f32->peak_share, 0.50, true);
-  if (const Result* d64 = Find(rs, "head_dim", n, w, SWA_F32, 64)) add("f32 D=64 share of FMA peak", d64->peak_share, 0.40, true);
-  if (const Result* bf = Find(rs, "dtype", n, w, SWA_BF16)) add("bf16 share of fp32 FMA peak", bf->peak_share, 0.75, true);
+  if (const Result* d64 = Find(rs, "head_dim", n, w, SWA_F32, 64))
+    add("f32 D=64 share of FMA peak", d64->peak_share, 0.40, true);
+  if (const Result* bf = Find(rs, "dtype", n, w, SWA_BF16))
+    add("bf16 share of fp32 FMA peak", bf->peak_share, 0.75, true);
   const Result* w2 = Find(rs, "scale_w", n, 2 * w);
   if (f32 && w2) add("time(2W) / time(W)", w2->seconds / f32->seconds, 2.1, false);
   const Result* full = Find(rs, "scale_w", n, -1);
@@ -259,9 +266,10 @@ json Targets(const std::vector<Result>& rs, bool quick) {
 
 int RunForwardBench(const BenchOptions& opt, json* out) {
   const int threads = ThreadPool::ResolveThreads(opt.threads);
-  std::printf("swa bench: %d threads, FMA unit %s. Shares are best kernel rate over the best FMA-peak (or\n"
-              "STREAM triad) burst of this run; the bursts are taken right before each timed run.\n\n",
-              threads, FmaPeakIsa());
+  std::printf(
+      "swa bench: %d threads, FMA unit %s. Shares are best kernel rate over the best FMA-peak (or\n"
+      "STREAM triad) burst of this run; the bursts are taken right before each timed run.\n\n",
+      threads, FmaPeakIsa());
   TriadBench triad(threads);
   Ceilings ceil;
   const int reps = opt.quick ? 3 : 7;
@@ -282,9 +290,10 @@ int RunForwardBench(const BenchOptions& opt, json* out) {
               ceil.triad_gbps);
   std::printf("%-8s %-5s %6s %6s %8s %10s %10s\n", "group", "dtype", "Lk", "W", "D", "%FMA peak", "%triad");
   for (const Result& r : results) {
-    std::printf("%-8s %-5s %6lld %6lld %8lld %9.1f%% %9.1f%%\n", r.shape.group.c_str(), DtypeName(r.shape.dtype),
-                static_cast<long long>(r.shape.lk), static_cast<long long>(r.shape.window),
-                static_cast<long long>(r.shape.dim), 100 * r.peak_share, 100 * r.bw_share);
+    std::printf("%-8s %-5s %6lld %6lld %8lld %9.1f%% %9.1f%%\n", r.shape.group.c_str(),
+                DtypeName(r.shape.dtype), static_cast<long long>(r.shape.lk),
+                static_cast<long long>(r.shape.window), static_cast<long long>(r.shape.dim),
+                100 * r.peak_share, 100 * r.bw_share);
   }
   const json targets = Targets(results, opt.quick);
   std::printf("\n%-45s %10s %10s %s\n", "target", "value", "bound", "met");
@@ -306,8 +315,10 @@ int RunForwardBench(const BenchOptions& opt, json* out) {
 
 int RunBench(const BenchOptions& opt) {
   const bool all = opt.suite == "all";
-  if (!all && opt.suite != "forward" && opt.suite != "backward" && opt.suite != "decode" && opt.suite != "train") {
-    std::fprintf(stderr, "unknown bench suite '%s' (forward, backward, decode, train or all)\n", opt.suite.c_str());
+  if (!all && opt.suite != "forward" && opt.suite != "backward" && opt.suite != "decode" &&
+      opt.suite != "train" && opt.suite != "generate") {
+    std::fprintf(stderr, "unknown bench suite '%s' (forward, backward, decode, train, generate or all)\n",
+                 opt.suite.c_str());
     return 2;
   }
   json doc = json::object();
@@ -327,6 +338,10 @@ int RunBench(const BenchOptions& opt) {
   if (all || opt.suite == "train") {
     std::printf("\n== train (model step) ==\n");
     rc |= RunTrainBench(opt, &doc["train"]);
+  }
+  if (all || opt.suite == "generate") {
+    std::printf("\n== generate (whole model, cached decoder) ==\n");
+    rc |= RunGenerateBench(opt, &doc["generate"]);
   }
   if (!opt.json_path.empty()) std::ofstream(opt.json_path) << doc.dump(2) << "\n";
   return rc;

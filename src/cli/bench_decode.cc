@@ -12,9 +12,6 @@
 // (384 MiB) are allocated only after the memory measurements, which they would swamp.
 // The interleaved rounds also time swa_attention_forward of one query against W
 // contiguous keys, the same attention without a cache: the cache's cost per step.
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "cli/machine.h"
 #include "common/parallel.h"
@@ -49,22 +47,6 @@ double Median(std::vector<double> v) {
 double Percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
-}
-
-// Resident set size now, and the process's peak so far (bytes).
-int64_t CurrentRss() {
-  long pages = 0, resident = 0;
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  const int got = std::fscanf(f, "%ld %ld", &pages, &resident);
-  std::fclose(f);
-  return got == 2 ? static_cast<int64_t>(resident) * sysconf(_SC_PAGESIZE) : 0;
-}
-
-int64_t PeakRss() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<int64_t>(u.ru_maxrss) * 1024;
 }
 
 // The inputs of the run: a block of random keys/values reused for every append, and one
@@ -168,8 +150,8 @@ int RunDecodeBench(const BenchOptions& opt, json* out) {
     r.median = Median(samples);
     r.p10 = Percentile(samples, 0.1);
     r.p90 = Percentile(samples, 0.9);
-    r.rss = CurrentRss();
-    r.peak_rss = PeakRss();
+    r.rss = CurrentRssBytes();
+    r.peak_rss = PeakRssBytes();
     r.cache_bytes = cache.Stats().bytes_used;
     r.kv_bytes = static_cast<double>(std::min(context + 1, kWindow)) * kHkv * kDim * sizeof(float) * 2;
     r.gbps = r.kv_bytes / r.median * 1e-9;
@@ -201,7 +183,7 @@ int RunDecodeBench(const BenchOptions& opt, json* out) {
 
   // K/V bandwidth against the machine's: decode rounds at the largest context alternate
   // with triad bursts; both sides take their best.
-  const int64_t rss_before_triad = CurrentRss();
+  const int64_t rss_before_triad = CurrentRssBytes();
   TriadBench triad(threads);
   double triad_gbps = 0;
   std::vector<double> far_again;

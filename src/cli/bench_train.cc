@@ -5,7 +5,6 @@
 // layers plus, for attention, 4 * D per visible (query, key) pair and head forward and 10
 // * D backward, counted exactly from the rule.
 #include <cblas.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,7 +13,7 @@
 #include <random>
 #include <vector>
 
-#include "attention/rule.h"
+#include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "cli/machine.h"
 #include "common/parallel.h"
@@ -28,27 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-int64_t PeakRssBytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<int64_t>(u.ru_maxrss) * 1024;
-}
-
-// Visible pairs of every head of every layer for `rows` sequences of `seq` tokens.
-double AttentionPairs(const model::ModelConfig& c, int64_t seq, int64_t rows) {
-  double pairs = 0;
-  attention::MaskSpec mask;
-  mask.causal = true;
-  for (const model::LayerConfig& layer : c.layers) {
-    mask.sink_tokens = layer.sink_tokens;
-    for (const model::HeadWindow& w : layer.windows) {
-      pairs += static_cast<double>(
-          attention::CountVisiblePairs(attention::BandRule(mask, {w.left, w.right}, seq, seq)));
-    }
-  }
-  return pairs * static_cast<double>(rows);
-}
 
 // The dense layers' choice of GEMM, measured: the model's up-projection shape (tokens x
 // F x d) through OpenBLAS's sgemm and through swa's own tile GEMM (ops::TileGemm, the

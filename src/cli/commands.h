@@ -24,7 +24,10 @@ struct BenchOptions {
   int threads = 0;            // 0 = all cores
   std::string json_path;      // also write the results as JSON here
   bool quick = false;         // smaller shapes (smoke test)
-  std::string suite = "all";  // forward, backward, decode, train or all
+  std::string suite = "all";  // forward, backward, decode, train, generate or all
+  // The generate suite: a checkpoint (default: preset uniform, random weights), its decode
+  // contexts and prefill lengths (comma-separated; empty = the defaults, "0" = none).
+  std::string ckpt, decode_contexts, prefill_lengths;
 };
 // `swa bench [suite]`: runs the suites, prints their tables and writes one JSON
 // document {"forward": ..., "decode": ...} to json_path if set.
@@ -37,6 +40,8 @@ int RunDecodeBench(const BenchOptions& opt, nlohmann::json* doc);
 int RunBackwardBench(const BenchOptions& opt, nlohmann::json* doc);
 // A training step of the ~10M-parameter mixed-window model against the FMA peak.
 int RunTrainBench(const BenchOptions& opt, nlohmann::json* doc);
+// A whole model's decode and prefill through the cached decoder, at growing contexts.
+int RunGenerateBench(const BenchOptions& opt, nlohmann::json* doc);
 
 // `swa train` (train.cc): the options of train/trainer.h, plus how the model is named.
 struct TrainCommandOptions {

@@ -24,8 +24,14 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("-t,--threads", bench.threads, "Threads (0 = all cores)");
   bench_cmd->add_option("--json", bench.json_path, "Also write the results as JSON to this file");
   bench_cmd->add_flag("--quick", bench.quick, "Small shapes only (a smoke test)");
-  bench_cmd->add_option("suite", bench.suite, "forward, backward, decode, train or all (default)")
-      ->check(CLI::IsMember({"forward", "backward", "decode", "train", "all"}));
+  bench_cmd->add_option("--ckpt", bench.ckpt,
+                        "generate suite: a checkpoint (default: preset uniform, random weights)");
+  bench_cmd->add_option("--decode-contexts", bench.decode_contexts,
+                        "generate suite: decode contexts, comma-separated (default 1024,65536,1048576)");
+  bench_cmd->add_option("--prefill-lengths", bench.prefill_lengths,
+                        "generate suite: prefill lengths, comma-separated, 0 = none (default 4096,65536)");
+  bench_cmd->add_option("suite", bench.suite, "forward, backward, decode, train, generate or all (default)")
+      ->check(CLI::IsMember({"forward", "backward", "decode", "train", "generate", "all"}));
 
   swa::cli::TrainCommandOptions train;
   CLI::App* train_cmd = swa::cli::AddTrainCommand(&app, &train);

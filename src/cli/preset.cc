@@ -1,4 +1,4 @@
-// `swa preset NAME [--size default|tiny]`: prints a preset's config as JSON (the schema
+// `swa preset NAME [--size default|small|tiny]`: prints a preset's config as JSON (the schema
 // of a checkpoint's metadata), so that scripts can build the same model elsewhere.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -12,13 +12,13 @@ namespace swa::cli {
 CLI::App* AddPresetCommand(CLI::App* app, PresetCommandOptions* opt) {
   CLI::App* cmd = app->add_subcommand("preset", "Print a model preset's config JSON");
   cmd->add_option("name", opt->name, "Preset")->required()->check(CLI::IsMember(model::PresetNames()));
-  cmd->add_option("--size", opt->size, "default (~9.5M parameters) or tiny")
-      ->check(CLI::IsMember({"default", "tiny"}));
+  cmd->add_option("--size", opt->size, "default (~9.5M parameters), small (~1.6M) or tiny")
+      ->check(CLI::IsMember({"default", "small", "tiny"}));
   return cmd;
 }
 
 int RunPreset(const PresetCommandOptions& opt) {
-  const model::PresetSize size = opt.size == "tiny" ? model::PresetSize::Tiny() : model::PresetSize();
+  const model::PresetSize size = model::PresetSize::Named(opt.size);
   std::printf("%s\n", model::ConfigToJson(model::Preset(opt.name, size)).c_str());
   return 0;
 }

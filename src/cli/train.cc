@@ -68,7 +68,7 @@ std::optional<model::ModelConfig> ModelOf(const TrainCommandOptions& opt) {
     }
   }
   if (opt.preset.empty()) return std::nullopt;
-  const model::PresetSize size = opt.size == "tiny" ? model::PresetSize::Tiny() : model::PresetSize();
+  const model::PresetSize size = model::PresetSize::Named(opt.size);
   return model::Preset(opt.preset, size);
 }
 
@@ -140,8 +140,8 @@ CLI::App* AddTrainCommand(CLI::App* app, TrainCommandOptions* opt) {
   CLI::App* cmd = app->add_subcommand("train", "Train a model on text files (AdamW, checkpoints, resumable)");
   cmd->add_option("--preset", opt->preset, "Model preset")->check(CLI::IsMember(model::PresetNames()));
   cmd->add_option("--config", opt->config_path, "Model config JSON file (instead of --preset)");
-  cmd->add_option("--size", opt->size, "Preset size: default (~9.5M parameters) or tiny")
-      ->check(CLI::IsMember({"default", "tiny"}));
+  cmd->add_option("--size", opt->size, "Preset size: default (~9.5M parameters), small (~1.6M) or tiny")
+      ->check(CLI::IsMember({"default", "small", "tiny"}));
   cmd->add_option("--data", opt->data, "Text files or directories (on --resume: default the run's own)");
   cmd->add_option("--ext", opt->ext, "Only files with these extensions, e.g. --ext py txt (default: all)");
   cmd->add_option("--out", opt->out, "Run directory: model.safetensors, model.state.safetensors, train.jsonl")

@@ -184,6 +184,12 @@ void Decoder::Layer(int64_t i, int64_t n) {
   B::Gemm(false, true, n, d, f, 1, ws_.m.data(), f, w.mlp_down, f, 1, x, d);
 }
 
+void Decoder::AdvanceForTiming(int64_t positions) {
+  if (positions < 0) ThrowInvalid("AdvanceForTiming: negative position count " + Str(positions));
+  for (auto& cache : caches_) cache->AppendBlank(positions);
+  position_ += positions;
+}
+
 void Decoder::Reset() {
   for (auto& cache : caches_) cache->Reset();
   position_ = 0;

@@ -50,6 +50,11 @@ class Decoder {
   std::span<const float> PrefillLast(std::span<const int32_t> tokens);
   // Feeds one token; returns the logits [V] of the next, valid until the next call.
   std::span<const float> Step(int32_t token) { return PrefillLast(std::span<const int32_t>(&token, 1)); }
+  // For timing only: takes the next `positions` positions with zero keys and values in
+  // every layer's caches, without running the model. A decode step's cost depends on how
+  // many keys it reads, not on their values, so the speed of decoding at a long context
+  // can be measured without prefilling one. The logits that follow are not the model's.
+  void AdvanceForTiming(int64_t positions);
   // Starts a new sequence at position 0 (the caches' storage is kept). Bad tokens are
   // refused before anything is fed; after any other exception (out of memory) the
   // sequence is undefined until Reset.

@@ -182,6 +182,18 @@ void LayerCache::AppendAttend(int64_t tokens, const float* q, const float* k, co
   }
 }
 
+void LayerCache::AppendBlank(int64_t tokens) {
+  if (tokens < 0) ThrowInvalid("LayerCache::AppendBlank: negative token count " + std::to_string(tokens));
+  if (blank_.empty()) blank_.assign(static_cast<size_t>(max_chunk_ * hkv_ * dim_), 0.0f);
+  for (int64_t done = 0; done < tokens; done += max_chunk_) {
+    const int64_t n = std::min(max_chunk_, tokens - done);
+    for (Part& part : parts_) {
+      const int64_t pkv = static_cast<int64_t>(part.heads.kv_heads.size());
+      part.cache.Append(0, Rows(blank_.data(), n, pkv, dim_), Rows(blank_.data(), n, pkv, dim_));
+    }
+  }
+}
+
 void LayerCache::Reset() {
   for (Part& part : parts_) part.cache.ResetSequence(0);
 }

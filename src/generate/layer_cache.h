@@ -60,6 +60,9 @@ class LayerCache {
   // the T tokens taking the next positions (q and k un-rotated; T <= max_chunk).
   void AppendAttend(int64_t tokens, const float* q, const float* k, const float* v, float* out);
 
+  // Appends `tokens` positions of zero keys and values without attending (any count, in
+  // pieces of max_chunk), for timing: see Decoder::AdvanceForTiming.
+  void AppendBlank(int64_t tokens);
   void Reset();               // back to position 0, storage kept
   int64_t BytesUsed() const;  // K/V storage of every cache of the layer
   int64_t NumCaches() const { return static_cast<int64_t>(parts_.size()); }
@@ -75,6 +78,7 @@ class LayerCache {
   int64_t hq_, hkv_, dim_, max_chunk_;
   std::vector<Part> parts_;
   std::vector<float> q_part_, k_part_, v_part_, out_part_;  // [max_chunk, heads of a part, D]
+  std::vector<float> blank_;                                // [max_chunk, Hkv, D] zeros, on first use
 };
 
 }  // namespace swa::generate

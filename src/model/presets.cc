@@ -66,6 +66,25 @@ PresetSize PresetSize::Tiny() {
   return s;
 }
 
+PresetSize PresetSize::Small() {
+  PresetSize s;
+  s.hidden = 192;
+  s.layers = 4;
+  s.heads = 6;
+  s.kv_heads = 2;
+  s.head_dim = 32;
+  s.intermediate = 512;
+  s.window = 64;
+  return s;
+}
+
+PresetSize PresetSize::Named(const std::string& name) {
+  if (name == "default" || name.empty()) return PresetSize();
+  if (name == "small") return Small();
+  if (name == "tiny") return Tiny();
+  ThrowInvalid("unknown preset size \"" + name + "\" (known sizes: default, small, tiny)");
+}
+
 std::vector<std::string> PresetNames() {
   return {"full", "uniform", "local_global", "banded_sinks", "mixed_gated"};
 }

@@ -23,6 +23,11 @@ struct PresetSize {
 
   // A few thousand parameters, for tests: 3 layers, 6 heads of 8, window 8.
   static PresetSize Tiny();
+  // About 1.6M parameters, for the main job's minutes-long comparisons: hidden 192, 4
+  // layers of 6 heads of 32 over 2 kv heads, SwiGLU 512, windows of 64 tokens.
+  static PresetSize Small();
+  // "default", "small" or "tiny"; throws swa::Error for another name.
+  static PresetSize Named(const std::string& name);
 };
 
 // Presets (every one: vocab_size 259, tied embeddings, rope_theta 10000, RoPE in every layer):
