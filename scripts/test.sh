@@ -10,7 +10,7 @@ jobs="$(nproc)"
 start=$SECONDS
 "$root/scripts/install-deps.sh"
 "$root/scripts/python-env.sh"
-"$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=Release
+"$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=Release -DSWA_BUILD_TESTS=ON
 (cd "$root/build" && ctest --output-on-failure -j "$jobs")
 echo "== release build and tests: $((SECONDS - start)) s"
 "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWA_SANITIZE=address

@@ -65,7 +65,8 @@ def main():
         all_docs = [docs[k] for k in sorted(docs)]
 
         rc, out, err = run(swa, ["--ckpt", model, "--data", data, "--contexts", "3,64,5000", "--json",
-                                 "--recall-trials", "2", "--chunk", "7", "--threads", "1"])
+                                 "--recall-trials", "2", "--recall-distances", "5,50", "--chunk", "7",
+                                 "--threads", "1"])
         check(rc == 0, f"--json: exit {rc}, stderr {err!r}")
         result = json.loads(out) if rc == 0 else {}
         want_bytes = sum(len(d) for d in all_docs)
@@ -80,6 +81,7 @@ def main():
         recall = result.get("recall", [])
         check(len(recall) == 2 and all(0 <= r["accuracy"] <= 1 and r["predicted"] == 2 * 8 for r in recall),
               f"recall {recall}")
+        check([r.get("distance") for r in recall] == [5, 50], f"recall distances {recall}")
 
         # --ext and --max-bytes choose what is scored.
         rc, out, err = run(swa, ["--ckpt", model, "--data", data, "--ext", "md", "--contexts", "16", "--json",
@@ -111,6 +113,7 @@ def main():
             (["--ckpt", model, "--data", data, "--contexts", ""], "--contexts"),
             (["--ckpt", model, "--data", data, "--max-bytes", "-1"], "--max-bytes"),
             (["--ckpt", model, "--data", data, "--recall-trials", "-1"], "--recall-trials"),
+            (["--ckpt", model, "--data", data, "--recall-distances", "4,-2"], "--recall-distances"),
             (["--ckpt", model, "--data", data, "--chunk", "0"], "chunk"),
             (["--ckpt", model, "--data", data, "--split", "test"], "--split"),
             (["--ckpt", model, "--data", os.path.join(tmp, "nowhere")], "nowhere"),

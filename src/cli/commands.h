@@ -74,6 +74,7 @@ struct EvalCommandOptions {
   std::string contexts = "256,1024,8192,65536";
   int64_t max_bytes = 0;       // 0 = every byte
   int64_t recall_trials = 20;  // 0 = no probe
+  std::string recall_distances;  // comma-separated; empty = a quarter of and 4x the widest local window
   int64_t chunk = 512;
   int threads = 0;
   bool json = false;

@@ -25,7 +25,7 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<int64_t> ParseContexts(const std::string& text) {
+std::vector<int64_t> ParseLengths(const std::string& text, const std::string& option, int64_t least) {
   std::vector<int64_t> out;
   std::stringstream in(text);
   std::string item;
@@ -37,12 +37,13 @@ std::vector<int64_t> ParseContexts(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != item.size() || c < 1) {
-      ThrowInvalid("--contexts: '" + item + "' is not a length >= 1 (a comma-separated list, e.g. 256,1024)");
+    if (used != item.size() || c < least) {
+      ThrowInvalid(option + ": '" + item + "' is not a length >= " + std::to_string(least) +
+                   " (a comma-separated list, e.g. 256,1024)");
     }
     out.push_back(c);
   }
-  if (out.empty()) ThrowInvalid("--contexts: no evaluation length given");
+  if (out.empty()) ThrowInvalid(option + ": no length given");
   return out;
 }
 
@@ -91,6 +92,9 @@ CLI::App* AddEvalCommand(CLI::App* app, EvalCommandOptions* opt) {
       ->capture_default_str();
   cmd->add_option("--recall-trials", opt->recall_trials, "Recall probe strings per distance (0 = no probe)")
       ->capture_default_str();
+  cmd->add_option("--recall-distances", opt->recall_distances,
+                  "Recall probe distances in bytes, comma-separated (default: a quarter of and 4x the widest local "
+                  "window, or 64 and 1024 without one)");
   cmd->add_option("--chunk", opt->chunk, "Tokens per piece through the caches")->capture_default_str();
   cmd->add_option("-t,--threads", opt->threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--json", opt->json, "Print one JSON document instead of the table");
@@ -99,7 +103,10 @@ CLI::App* AddEvalCommand(CLI::App* app, EvalCommandOptions* opt) {
 
 int RunEval(const EvalCommandOptions& opt) {
   try {
-    const std::vector<int64_t> contexts = ParseContexts(opt.contexts);
+    const std::vector<int64_t> contexts = ParseLengths(opt.contexts, "--contexts", 1);
+    const std::vector<int64_t> distances =
+        opt.recall_distances.empty() ? std::vector<int64_t>{}
+                                     : ParseLengths(opt.recall_distances, "--recall-distances", 0);
     if (opt.max_bytes < 0) ThrowInvalid("--max-bytes must be >= 0 (0 = all)");
     if (opt.recall_trials < 0) ThrowInvalid("--recall-trials must be >= 0");
     if (opt.threads < 0) ThrowInvalid("--threads must be >= 0 (0 = all cores)");
@@ -136,8 +143,9 @@ int RunEval(const EvalCommandOptions& opt) {
       std::vector<uint8_t> filler;
       for (const auto& d : docs)
         filler.insert(filler.end(), d.begin(), d.begin() + std::min<size_t>(d.size(), 1 << 16));
-      recall = generate::RecallProbe(ckpt.config, ckpt.params, {std::max<int64_t>(4, reach / 4), 4 * reach},
-                                     opt.recall_trials, 16, filler, threads);
+      const std::vector<int64_t> chosen =
+          distances.empty() ? std::vector<int64_t>{std::max<int64_t>(4, reach / 4), 4 * reach} : distances;
+      recall = generate::RecallProbe(ckpt.config, ckpt.params, chosen, opt.recall_trials, 16, filler, threads);
     }
     const int64_t bytes = scores.empty() ? 0 : scores.front().bytes;
     if (opt.json) {
