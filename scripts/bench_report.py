@@ -8,7 +8,12 @@ then, in the repository's .venv (scripts/python-env.sh), times swa (through libs
 with ctypes) against PyTorch's dense masked attention at the same shapes in one process,
 and the model's training step against its PyTorch twin (bench/train_vs_torch.py).
 
-usage: scripts/bench_report.py [--quick] [--build build] [--out docs]
+It also records the model-quality targets of the window comparison in
+docs/experiments/results.json (scripts/compare_windows.py; see docs/EXPERIMENTS.md).
+
+usage: scripts/bench_report.py [--quick] [--build build] [--out docs] [--only SUITE,...]
+With --only, just those suites are measured again (forward, backward, decode, train,
+generate, torch); every other figure is kept from OUT/bench.json, with its own date.
 """
 import argparse
 import ctypes
@@ -24,13 +29,16 @@ import time
 import numpy as np
 
 
-def run_swa_bench(build, quick):
-    path = os.path.join(build, "bench.json")
-    cmd = [os.path.join(build, "swa"), "bench", "--json", path] + (["--quick"] if quick else [])
+def run_swa_bench(build, quick, suite="all"):
+    path = os.path.join(build, "bench.json" if suite == "all" else f"bench_{suite}.json")
+    cmd = [os.path.join(build, "swa"), "bench", suite, "--json", path] + (["--quick"] if quick else [])
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     with open(path) as f:
-        return json.load(f)
+        bench = json.load(f)
+    for part in bench.values():
+        part["measured"] = str(datetime.date.today())
+    return bench
 
 
 
@@ -180,7 +188,7 @@ def write_markdown(bench, torch_rows, train_rows, path, command):
     L = []
     L.append("# Benchmarks\n")
     L.append(f"Regenerate with `{command}` (after `./scripts/run.sh`, or any build in `build/`).\n")
-    L.append(f"Measured {datetime.date.today()} on `{platform.node()}` ({platform.processor() or platform.machine()}), "
+    L.append(f"Measured {fwd.get('measured', datetime.date.today())} (sections measured on another day say so) on `{platform.node()}` ({platform.processor() or platform.machine()}), "
              f"{fwd['threads']} threads, FMA unit `{fwd['fma_isa']}`. Every figure is a ratio from one run. This shared "
              "machine's speed drifts by several times within minutes, so each timed run is paired with a short burst "
              "of the reference (the FMA peak, or a STREAM triad for decode) taken right before it, and shares are the "
@@ -249,40 +257,89 @@ def write_markdown(bench, torch_rows, train_rows, path, command):
                  f"tiles' kernel, no packing) at {100 * g['tile_gemm_fraction_of_peak']:.0f}%; the model uses OpenBLAS, "
                  "which also takes the transposed operands of the backward.\n")
     if train_rows:
-        L.append(f"### Against the PyTorch twin\n")
-        L.append("`bench/train_vs_torch.py`: the same checkpoint through `libswa.so` and through the PyTorch twin "
-                 "(`tests/python/swa_twin.py`, attention as `scaled_dot_product_attention` with a boolean band mask per "
-                 f"distinct window, what a PyTorch user writes), f32, {train_rows['threads']} threads, torch "
-                 f"{train_rows['torch_version']}, one document of `seq` tokens per step, forward and backward "
-                 "(the optimizer update left out on both sides), alternating runs, each side's best.\n")
-        L.append("| seq | swa tokens/s | torch tokens/s | swa / torch | swa peak RSS | torch peak RSS |")
-        L.append("|---|---|---|---|---|---|")
-        for r in train_rows["rows"]:
-            cells = []
-            for side in ("swa", "torch"):
-                x = r[side]
-                cells.append(f"{r['seq'] / x['seconds']:.0f}" if "error" not in x else x["error"])
-            speed = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
-            rss = [f"{r[side]['peak_rss_mib']:.0f} MiB" if "error" not in r[side] else "-" for side in ("swa", "torch")]
-            L.append(f"| {r['seq']} | {cells[0]} | {cells[1]} | {speed} | {rss[0]} | {rss[1]} |")
-        L.append("")
-        growth = [f"{side} {train_rows[side + '_memory_growth']:.2f}x" for side in ("swa", "torch")
-                  if side + "_memory_growth" in train_rows]
-        if growth:
-            L.append("Peak memory of a step, from the shortest to the longest sequence: " + ", ".join(growth) + ".\n")
+        train_twin_section(L, train_rows)
+    if "generate" in bench:
+        generate_section(L, bench["generate"])
+    quality_section(L, os.path.join(os.path.dirname(path), "experiments", "results.json"))
     if torch_rows:
-        L.append(f"## Side by side with PyTorch {torch_rows['torch_version']} dense masked attention\n")
-        L.append("Same process, same inputs, interleaved runs (causal window, f32, H=8, D=128, "
-                 f"{torch_rows['threads']} threads; PyTorch's BLAS: {torch_rows['blas']}). PyTorch computes "
-                 "the full N×N scores and masks them, which is what a user would otherwise write; swa is called "
-                 "through `libswa.so` with ctypes.\n")
-        L.append("| N | W | torch / swa time | max rel diff |")
-        L.append("|---|---|---|---|")
-        for r in torch_rows["rows"]:
-            L.append(f"| {r['n']} | {r['window']} | {r['torch_over_swa']:.1f}x | {r['max_rel_diff']:.1e} |")
-        L.append("")
+        torch_attention_section(L, torch_rows)
     with open(path, "w") as f:
         f.write("\n".join(L))
+
+
+def generate_section(L, gen):
+    L.append("## Inference of the whole model (issue 12)\n")
+    L.append(f"`swa bench generate` ({gen.get('measured', 'date not recorded')}): {gen['model']}, "
+             f"{gen['parameters'] / 1e6:.2f}M parameters, {gen['threads']} threads, through the cached decoder "
+             "(`src/generate/decoder.h`). Decode: each context is reached with blank positions "
+             "(`Decoder::AdvanceForTiming`: a step reads as many keys whatever their values), then single-token steps "
+             "are timed in interleaved rounds across the contexts. Prefill: real tokens from position 0, the lengths "
+             "alternating, each right after an FMA-peak burst.\n")
+    targets_table(L, gen["targets"])
+    L.append("| context | median ms per token | tokens/s | K/V cache (MiB) | RSS added (MiB) |")
+    L.append("|---|---|---|---|---|")
+    for r in gen["decode"]:
+        L.append(f"| {r['context']} | {r['median_step_ms']:.2f} | {r['tokens_per_second']:.0f} | "
+                 f"{r['kv_cache_bytes'] / 2**20:.2f} | {r['rss_added_bytes'] / 2**20:.1f} |")
+    L.append("")
+    L.append("| prefill tokens | tokens/s | GFLOP/s | share of FMA peak |")
+    L.append("|---|---|---|---|")
+    for r in gen["prefill"]:
+        L.append(f"| {r['tokens']} | {r['tokens_per_second']:.0f} | {r['gflops']:.1f} | "
+                 f"{100 * r['fraction_of_fma_peak']:.1f}% |")
+    L.append("")
+
+
+def quality_section(L, path):
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        exp = json.load(f)
+    st = exp["settings"]
+    L.append("## Model quality: sliding windows against full attention (issue 12)\n")
+    L.append(f"From `docs/experiments/results.json`, the run of docs/EXPERIMENTS.md: three twins (preset size "
+             f"{st['size']}) trained with the same {st['steps']} steps of {st['batch']} x {st['seq']} tokens and seed "
+             f"on {st['data']}, scored on {st['eval_bytes']} validation bytes through `swa eval`.\n")
+    targets_table(L, exp["targets"])
+    L.extend(exp["table"])
+    L.append("")
+
+
+def train_twin_section(L, train_rows):
+    L.append(f"### Against the PyTorch twin\n")
+    L.append("`bench/train_vs_torch.py`: the same checkpoint through `libswa.so` and through the PyTorch twin "
+             "(`tests/python/swa_twin.py`, attention as `scaled_dot_product_attention` with a boolean band mask per "
+             f"distinct window, what a PyTorch user writes), f32, {train_rows['threads']} threads, torch "
+             f"{train_rows['torch_version']}, one document of `seq` tokens per step, forward and backward "
+             "(the optimizer update left out on both sides), alternating runs, each side's best.\n")
+    L.append("| seq | swa tokens/s | torch tokens/s | swa / torch | swa peak RSS | torch peak RSS |")
+    L.append("|---|---|---|---|---|---|")
+    for r in train_rows["rows"]:
+        cells = []
+        for side in ("swa", "torch"):
+            x = r[side]
+            cells.append(f"{r['seq'] / x['seconds']:.0f}" if "error" not in x else x["error"])
+        speed = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
+        rss = [f"{r[side]['peak_rss_mib']:.0f} MiB" if "error" not in r[side] else "-" for side in ("swa", "torch")]
+        L.append(f"| {r['seq']} | {cells[0]} | {cells[1]} | {speed} | {rss[0]} | {rss[1]} |")
+    L.append("")
+    growth = [f"{side} {train_rows[side + '_memory_growth']:.2f}x" for side in ("swa", "torch")
+              if side + "_memory_growth" in train_rows]
+    if growth:
+        L.append("Peak memory of a step, from the shortest to the longest sequence: " + ", ".join(growth) + ".\n")
+
+
+def torch_attention_section(L, torch_rows):
+    L.append(f"## Side by side with PyTorch {torch_rows['torch_version']} dense masked attention\n")
+    L.append("Same process, same inputs, interleaved runs (causal window, f32, H=8, D=128, "
+             f"{torch_rows['threads']} threads; PyTorch's BLAS: {torch_rows['blas']}). PyTorch computes "
+             "the full N×N scores and masks them, which is what a user would otherwise write; swa is called "
+             "through `libswa.so` with ctypes.\n")
+    L.append("| N | W | torch / swa time | max rel diff |")
+    L.append("|---|---|---|---|")
+    for r in torch_rows["rows"]:
+        L.append(f"| {r['n']} | {r['window']} | {r['torch_over_swa']:.1f}x | {r['max_rel_diff']:.1e} |")
+    L.append("")
 
 
 def main():
@@ -291,21 +348,37 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--out", default="docs")
     ap.add_argument("--reuse", action="store_true", help="reuse build/bench.json instead of running swa bench")
+    ap.add_argument("--only", help="measure only these suites again (comma-separated: forward, backward, decode, "
+                                   "train, generate, torch); keep the rest from OUT/bench.json")
     ap.add_argument("--torch-attention", type=int, metavar="THREADS", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_attention:  # the child run in .venv: print the attention comparison
         print(json.dumps(torch_side_by_side(args.build, args.quick, args.torch_attention)))
         return 0
+    only = set(args.only.split(",")) if args.only else None
+    kept = {}
+    if only is not None:
+        known = {"forward", "backward", "decode", "train", "generate", "torch"}
+        if not only <= known:
+            ap.error(f"--only: unknown {sorted(only - known)} (known: {sorted(known)})")
+        with open(os.path.join(args.out, "bench.json")) as f:
+            kept = json.load(f)
     if args.reuse:
         with open(os.path.join(args.build, "bench.json")) as f:
             bench = json.load(f)
+    elif only is not None:
+        bench = dict(kept["swa"])
+        for suite in sorted(only - {"torch"}):
+            bench.update(run_swa_bench(args.build, args.quick, suite))
     else:
         bench = run_swa_bench(args.build, args.quick)
     threads = bench["forward"]["threads"]
     quick = ["--quick"] if args.quick else []
-    torch_rows = in_venv([os.path.abspath(__file__), "--build", args.build, "--torch-attention", str(threads)] + quick)
-    train_rows = None
-    if os.path.exists(VENV_PYTHON):
+    redo_torch = only is None or "torch" in only
+    torch_rows = (in_venv([os.path.abspath(__file__), "--build", args.build, "--torch-attention", str(threads)] + quick)
+                  if redo_torch else kept.get("torch"))
+    train_rows = None if redo_torch else kept.get("train_vs_torch")
+    if redo_torch and os.path.exists(VENV_PYTHON):
         path = os.path.join(args.build, "train_vs_torch.json")
         subprocess.run([VENV_PYTHON, os.path.join(ROOT, "bench", "train_vs_torch.py"), "--build", args.build,
                         "--threads", str(threads), "--json", path] + quick, check=True)

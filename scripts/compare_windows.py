@@ -58,9 +58,10 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
-def stream_sample(cmd):
-    """Runs swa generate, echoing its bytes as they arrive; returns the text."""
-    say("$ " + " ".join(cmd))
+def stream_sample(cmd, prompt):
+    """Runs swa generate, echoing the prompt and then its bytes as they arrive; returns the text."""
+    say("$ " + " ".join(repr(c) if "\n" in c else c for c in cmd))
+    print("-" * 72 + "\n" + prompt, end="", flush=True)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     out = bytearray()
     while True:
@@ -132,8 +133,9 @@ def main():
     ap.add_argument("--data", nargs="+", help="text files or directories (default: Python's standard library)")
     ap.add_argument("--ext", nargs="*", help="only these extensions (default: py with the default data, else all)")
     ap.add_argument("--out", default="results", help="output directory (default: results)")
+    ap.add_argument("--runs", help="where the twins' run directories go (default: OUT/runs)")
     ap.add_argument("--size", default="small", choices=["tiny", "small", "default"], help="preset size")
-    ap.add_argument("--steps", type=int, default=240)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seq", type=int, default=512, help="training length (tokens per row)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -155,7 +157,7 @@ def main():
         source = f"the Python {platform.python_version()} standard library at {stdlib}"
     ext_args = ["--ext", *ext] if ext else []
     out_dir = os.path.abspath(args.out)
-    runs_dir = os.path.join(out_dir, "runs")
+    runs_dir = os.path.abspath(args.runs) if args.runs else os.path.join(out_dir, "runs")
     os.makedirs(runs_dir, exist_ok=True)
     threads = ["--threads", str(args.threads)]
     seq = args.seq
@@ -201,7 +203,7 @@ def main():
         with open(bench_json) as f:
             bench = json.load(f)["generate"]
         results["runs"][preset] = {
-            "checkpoint": os.path.relpath(ckpt, out_dir),
+            "checkpoint": ckpt,
             "parameters": bench["parameters"],
             "step_seconds_median": statistics.median(e["seconds"] for e in train),
             "peak_rss_bytes": max(e["peak_rss_bytes"] for e in train),
@@ -245,11 +247,10 @@ def main():
 
     best = min(("uniform", "mixed_gated"), key=lambda p: results["runs"][p]["eval"]["bits_per_byte"][t])
     say(f"a sample from the best sliding-window twin ({best}, {LABELS[best]}):")
-    prompt = "import os\n\n\ndef "
-    print("-" * 72 + "\n" + prompt, end="", flush=True)
+    prompt = "import os\n\n\nclass "
     sample = stream_sample([swa, "generate", "--ckpt", os.path.join(runs_dir, best, "model.safetensors"),
-                            "--prompt", prompt, "--max-tokens", str(args.sample_tokens), "--temperature", "0.8",
-                            "--top-p", "0.95", "--seed", str(args.seed), *threads])
+                            "--prompt", prompt, "--max-tokens", str(args.sample_tokens), "--temperature", "0.7",
+                            "--top-k", "40", "--seed", str(args.seed), *threads], prompt)
     print("-" * 72)
     results["sample"] = {"twin": best, "prompt": prompt, "text": sample}
     results["plots"] = [os.path.basename(p) for p in plot(results, out_dir)]
