@@ -34,7 +34,7 @@ def _int(value, name):
     return int(value)
 
 
-def _pair(value, name):
+def pair(value, name):
     try:
         first, second = value
     except (TypeError, ValueError):
@@ -46,13 +46,13 @@ def scalars(window=(-1, -1), causal=False, softcap=0.0, sink_tokens=0, chunk=Non
             num_threads=0):
     """window=(left, right) with -1 unbounded; chunk=None, C or (C, overlap); scale=None is
     1/sqrt(head_dim)."""
-    left, right = _pair(window, "window")
+    left, right = pair(window, "window")
     if chunk is None:
         chunk_size, chunk_overlap = 0, 0
     elif isinstance(chunk, (int, np.integer)) and not isinstance(chunk, bool):
         chunk_size, chunk_overlap = int(chunk), 0
     else:
-        chunk_size, chunk_overlap = _pair(chunk, "chunk")
+        chunk_size, chunk_overlap = pair(chunk, "chunk")
     return Scalars(window_left=left, window_right=right, causal=bool(causal),
                    scale=0.0 if scale is None else float(scale), softcap=float(softcap),
                    sink_tokens=_int(sink_tokens, "sink_tokens"), chunk_size=chunk_size,

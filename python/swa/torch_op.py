@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from . import _lib
-from .options import build_params, head_window_columns, scalars
+from .options import build_params, pair, scalars
 
 _TORCH_DTYPES = {torch.float32: _lib.SWA_F32, torch.bfloat16: _lib.SWA_BF16, torch.float16: _lib.SWA_F16}
 
@@ -171,8 +171,10 @@ def attention(q, k, v, *, window, causal, softcap, alibi_slopes, sink_tokens, si
                                  f"(shape [Hq, 2]), got shape {list(head_windows.shape)}")
             hwl, hwr = _long(head_windows[:, 0], device), _long(head_windows[:, 1], device)
         else:
-            left, right = head_window_columns(head_windows)
-            hwl, hwr = _long(left.tolist(), device), _long(right.tolist(), device)
+            # Plain Python (no numpy), so that torch.compile traces it.
+            pairs = [pair(w, f"head_windows[{h}]") for h, w in enumerate(head_windows)]
+            hwl = _long([w[0] for w in pairs], device)
+            hwr = _long([w[1] for w in pairs], device)
     return attention_fwd(
         q, k, v, s.window_left, s.window_right, s.causal, s.scale, s.softcap, s.sink_tokens, s.chunk_size,
         s.chunk_overlap, s.num_threads,
