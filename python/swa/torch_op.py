@@ -27,11 +27,11 @@ def _view(t, name):
         raise ValueError(f"{name} must be 4-D [batch, seqlen, heads, head_dim], got shape {list(t.shape)}")
     if t.shape[3] > 1 and t.stride(3) != 1:
         t = t.contiguous()
-    strides = list(t.stride())
-    strides[3] = 1
-    device = _lib.SWA_CUDA if t.device.type == "cuda" else _lib.SWA_CPU
     if t.device.type not in ("cpu", "cuda"):
         raise ValueError(f"{name} is on device {t.device}; swa runs on the CPU")
+    device = _lib.SWA_CUDA if t.device.type == "cuda" else _lib.SWA_CPU
+    strides = list(t.stride())
+    strides[3] = 1
     return t, _lib.make_tensor(t.data_ptr(), _TORCH_DTYPES[t.dtype], device, t.shape, strides)
 
 

@@ -96,10 +96,15 @@ def test_torch_export_with_a_dynamic_length():
                                rtol=2e-4)
 
 
-def test_lse_is_returned_but_not_differentiated():
+def test_lse_is_not_differentiated_and_an_expanded_gradient_runs():
     q, k, v, _ = inputs(6)
     out, lse = swa.attention(q, k, v, window=(2, 0), return_lse=True)
     assert out.requires_grad and not lse.requires_grad and lse.shape == (2, 4, 11)
+    out.sum().backward()  # dout is a stride-0 expansion of one element: copied, then run
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    reference(q64, k64, v64, window=(2, 0))[0].sum().backward()
+    for got, want in ((q.grad, q64.grad), (k.grad, k64.grad), (v.grad, v64.grad)):
+        torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=2e-4)
 
 
 # ---- Bad inputs: exceptions that carry the library's message ------------------------------
