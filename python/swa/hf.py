@@ -82,50 +82,55 @@ def register(name=NAME):
 
 
 def to_mistral_config(swa_config, **overrides):
-    """A transformers MistralConfig for a swa checkpoint whose every layer has one window for
-    every head, RoPE and no gates (docs/MODEL.md): swa_config is the checkpoint's config
-    (a dict, a JSON string or a path to config.json). Raises ValueError naming the field
-    that Mistral cannot express."""
+    """transformers.MistralConfig for a swa checkpoint whose heads all share one causal
+    window [W - 1, 0] (sliding_window = W) or [-1, 0] (none), with RoPE at one base and no
+    gates, sinks, sink tokens, ALiBi or softcaps (docs/MODEL.md). swa_config is the
+    checkpoint's config: a dict, a JSON string, or a .safetensors checkpoint or .json file
+    path. The checkpoint's tensor names are Mistral's, so `save_pretrained` of this config
+    next to the unchanged model.safetensors is a Mistral model. Raises ValueError naming
+    the field Mistral cannot express; `overrides` go to MistralConfig."""
     from transformers import MistralConfig
     cfg = _load(swa_config)
-    heads, kv_heads = cfg["n_heads"], cfg.get("n_kv_heads", cfg["n_heads"])
-    layers = cfg["n_layers"]
-    windows = cfg.get("windows")
-    window = _single_window(cfg, windows, layers, heads)
-    if cfg.get("positional", "rope") != "rope":
-        raise ValueError(f"to_mistral_config: positional={cfg.get('positional')!r}; Mistral has RoPE only")
-    for field in ("sinks", "softcap", "alibi"):
-        if cfg.get(field):
-            raise ValueError(f"to_mistral_config: {field}={cfg[field]!r}; Mistral has no {field}")
-    d_model = cfg["d_model"]
-    args = dict(vocab_size=cfg["vocab_size"], hidden_size=d_model, intermediate_size=cfg["d_ff"],
-                num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                head_dim=d_model // heads, hidden_act="silu", max_position_embeddings=cfg.get("max_seq_len", 4096),
-                rms_norm_eps=cfg.get("norm_eps", 1e-5), tie_word_embeddings=cfg.get("tie_embeddings", False),
-                sliding_window=None if window < 0 else window + 1, attention_dropout=0.0)
-    args["rope_parameters"] = {"rope_type": "default", "rope_theta": float(cfg.get("rope_theta", 10000.0))}
+    windows = {tuple(pair) for layer in cfg["layers"] for pair in layer["windows"]}
+    if len(windows) != 1:
+        raise ValueError(f"to_mistral_config: layers[*].windows hold {sorted(windows)}; Mistral has one "
+                         "window for every head of every layer")
+    (left, right), = windows
+    if right != 0:
+        raise ValueError(f"to_mistral_config: windows [{left}, {right}] look ahead; Mistral is causal")
+    theta = cfg.get("rope_theta", 10000.0)
+    for i, layer in enumerate(cfg["layers"]):
+        for field in ("learned_sinks", "gated_fusion", "alibi", "sink_tokens", "attn_logit_softcapping"):
+            if layer.get(field):
+                raise ValueError(f"to_mistral_config: layers[{i}].{field} = {layer[field]!r}; Mistral has none")
+        if layer.get("rope_theta", theta) != theta:
+            raise ValueError(f"to_mistral_config: layers[{i}].rope_theta differs from rope_theta; Mistral has one")
+    if cfg.get("final_logit_softcapping"):
+        raise ValueError("to_mistral_config: final_logit_softcapping is set; Mistral has none")
+    args = dict(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
+                intermediate_size=cfg["intermediate_size"], num_hidden_layers=cfg["num_hidden_layers"],
+                num_attention_heads=cfg["num_attention_heads"], num_key_value_heads=cfg["num_key_value_heads"],
+                head_dim=cfg["head_dim"], rms_norm_eps=cfg.get("rms_norm_eps", 1e-5), hidden_act="silu",
+                rope_parameters={"rope_type": "default", "rope_theta": float(theta)},
+                sliding_window=None if left < 0 else left + 1,
+                tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)), attention_dropout=0.0)
     args.update(overrides)
     return MistralConfig(**args)
 
 
 def _load(swa_config):
+    """The config dict of a dict, a JSON string, a .json file or a swa .safetensors checkpoint."""
     if isinstance(swa_config, dict):
         return swa_config
     text = str(swa_config)
     if text.lstrip().startswith("{"):
         return json.loads(text)
+    if text.endswith(".safetensors"):
+        from safetensors import safe_open
+        with safe_open(text, framework="pt") as f:
+            metadata = f.metadata() or {}
+        if "config" not in metadata:
+            raise ValueError(f"{text}: no __metadata__['config'] (not a swa checkpoint)")
+        return json.loads(metadata["config"])
     with open(text) as f:
         return json.load(f)
-
-
-def _single_window(cfg, windows, layers, heads):
-    """The one left window of every head of every layer (-1 unbounded); raises otherwise."""
-    if cfg.get("gates") or cfg.get("gated"):
-        raise ValueError("to_mistral_config: the checkpoint has gated fusion; Mistral has none")
-    if windows is None:
-        return -1
-    flat = [w for layer in windows for w in (layer if isinstance(layer, list) else [layer])]
-    if len(set(flat)) != 1:
-        raise ValueError(f"to_mistral_config: windows={windows!r} differ between heads or layers; "
-                         "Mistral has one sliding_window")
-    return int(flat[0])
