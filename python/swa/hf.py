@@ -11,10 +11,11 @@ the layer's scaling and gpt-oss's learned sinks (`s_aux`, module.sinks). The cal
 through torch.ops.swa.attention_fwd, so autograd trains through it.
 
 Masks: without padding the model asks for no mask at all (the causal or sliding rule is
-swa's own, bottom-right aligned, which is also what a KV cache in decoding needs). A 2-D
-padding mask with a padded position, a packed batch (position_ids that restart) or any
-custom 4-D mask raises NotImplementedError: run unpadded batches (batch size 1, or equal
-lengths). Attention dropout in training raises NotImplementedError too.
+swa's own, bottom-right aligned, which is also what a KV cache in decoding needs). A padded
+batch (a 2-D attention_mask with zeros: left padding, as generate() uses, or right padding
+without a cache) runs as swa's varlen packing (cu_seqlens), padded queries giving zeros.
+Packed sequences (position_ids that restart), other mask functions and compiled
+static-cache decoding raise NotImplementedError, as does attention dropout in training.
 """
 
 import json
@@ -30,40 +31,82 @@ def attention_forward(module, query, key, value, attention_mask, dropout=0.0, sc
                       sliding_window=None, softcap=None, s_aux=None, **kwargs):
     """The AttentionInterface function: query [B, Hq, Lq, D], key and value [B, Hkv, Lk, D]
     (HF's BHSD) -> (out [B, Lq, Hq, D], None). Attention weights are never materialised, so
-    output_attentions gets None."""
-    if attention_mask is not None:
+    output_attentions gets None. attention_mask is None (no padding) or mask_function's
+    2-D padding mask [B, Lk] (True = a real token)."""
+    if attention_mask is not None and attention_mask.dim() != 2:
         raise NotImplementedError(
-            "swa's transformers backend runs unpadded batches only: got an attention mask of shape "
-            f"{list(attention_mask.shape)} (padding, packed sequences or a custom mask); use batch size 1 "
-            "or sequences of equal length without padding")
+            f"swa's transformers backend: a {attention_mask.dim()}-D attention mask of shape "
+            f"{list(attention_mask.shape)} (packed sequences, a static cache in compiled decoding or a "
+            "custom mask) is not mapped to swa; it runs causal or sliding attention with padding only")
     if dropout and module.training:
         raise NotImplementedError(f"swa's transformers backend has no attention dropout (got dropout={dropout})")
     is_causal = kwargs.get("is_causal")
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)
     if not is_causal:
-        if sliding_window is not None:
-            raise NotImplementedError("swa's transformers backend: bidirectional sliding windows are not mapped")
+        if sliding_window is not None or attention_mask is not None:
+            raise NotImplementedError("swa's transformers backend: bidirectional attention runs without "
+                                      "sliding windows or padding only")
         window = (-1, -1)
     else:
         window = from_hf(int(sliding_window) if sliding_window is not None else None)
     sinks = s_aux if s_aux is not None else getattr(module, "sinks", None)
+    options = dict(window=window, causal=bool(is_causal), softcap=float(softcap) if softcap else 0.0,
+                   sink_logits=sinks, scale=scaling)
+    q, k, v = query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)  # BSHD views
+    if attention_mask is not None:
+        return _padded(q, k, v, attention_mask.to(torch.bool), options), None
     from .attention import attention
-    out = attention(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), window=window,
-                    causal=bool(is_causal), softcap=float(softcap) if softcap else 0.0, sink_logits=sinks,
-                    scale=scaling)
-    return out, None
+    return attention(q, k, v, **options), None
+
+
+def _padded(q, k, v, mask, options):
+    """A padded batch as swa's varlen packing. q [B, Lq, Hq, D], k and v [B, Lk, Hkv, D],
+    mask [B, Lk] (query i sits at key position Lk - Lq + i). Each row's real keys must be
+    one run, ending at its last real query (left padding, or right padding without a
+    cache), so that swa's bottom-right alignment in each packed sequence is the row's own.
+    Padded queries get zeros (the model ignores them)."""
+    from .attention import attention
+    B, Lq, Hq, D = q.shape
+    Lk = k.shape[1]
+    if mask.shape != (B, Lk):
+        raise NotImplementedError(f"swa's transformers backend: padding mask of shape {list(mask.shape)} "
+                                  f"for keys [{B}, {Lk}]")
+    q_mask = mask[:, Lk - Lq:]  # [B, Lq]
+    k_count = mask.sum(dim=1)  # [B]
+    q_count = q_mask.sum(dim=1)
+    positions = torch.arange(Lk, device=mask.device)
+    first = torch.where(mask, positions, Lk).min(dim=1).values  # [B] first real key
+    last = torch.where(mask, positions, -1).max(dim=1).values
+    last_q = torch.where(q_mask, positions[Lk - Lq:], -1).max(dim=1).values
+    one_run = (last - first + 1 == k_count) | (k_count == 0)
+    aligned = (last_q == last) | (q_count == 0)
+    if not bool((one_run & aligned).all()):
+        raise NotImplementedError("swa's transformers backend: each row's real tokens must be one run that "
+                                  "ends at its last real query (left padding, or right padding without a cache)")
+    zero = torch.zeros(1, dtype=torch.int32, device=mask.device)
+    cu_q = torch.cat([zero, q_count.cumsum(0).to(torch.int32)])
+    cu_k = torch.cat([zero, k_count.cumsum(0).to(torch.int32)])
+    packed = attention(q[q_mask][None], k[mask][None], v[mask][None], cu_seqlens_q=cu_q, cu_seqlens_k=cu_k,
+                       **options)  # [1, total_q, Hq, D]
+    out = q.new_zeros(B, Lq, Hq, D)
+    out[q_mask] = packed[0]
+    return out
 
 
 def mask_function(batch_size, q_length, kv_length, q_offset=0, kv_offset=0, mask_function=None,
                   attention_mask=None, allow_is_causal_skip=True, **kwargs):
     """The AttentionMaskInterface function: None when the layer's own causal or sliding rule
-    is the whole mask; otherwise HF's boolean 4-D mask, which attention_forward refuses
-    with a clear message (rather than dropping the padding silently)."""
-    padded = attention_mask is not None and not (attention_mask.shape[-1] >= kv_length
-                                                  and bool(attention_mask[:, -kv_length:].all()))
-    if allow_is_causal_skip and not padded:
-        return None
+    is the whole mask; the 2-D padding mask [B, kv_length] (its last kv_length columns, as
+    for FlashAttention) when some key is padding; otherwise (packed sequences, blockwise or
+    custom mask functions, compiled static-cache decoding) HF's boolean 4-D mask, which
+    attention_forward refuses with a clear message rather than dropping it silently."""
+    if allow_is_causal_skip:
+        if attention_mask is None:
+            return None
+        padding = attention_mask[:, -kv_length:]
+        if padding.shape[-1] == kv_length:
+            return None if bool(padding.all()) else padding.to(torch.bool)
     from transformers.masking_utils import sdpa_mask
     return sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length, q_offset=q_offset,
                      kv_offset=kv_offset, mask_function=mask_function, attention_mask=attention_mask,

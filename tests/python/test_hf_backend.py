@@ -148,14 +148,61 @@ def test_training_step_matches_eager(name):
         assert any(n.endswith("sinks") for n in grads["swa"])
 
 
-def test_padding_mask_refused():
-    model = _model("mistral").eval()
-    model.set_attn_implementation("swa")
-    ids = _ids(batch=2, seq=16)
+def _left_padded(batch=2, seq=24, seed=4):
+    ids = _ids(batch=batch, seq=seq, seed=seed)
     mask = torch.ones_like(ids)
-    mask[0, :4] = 0
-    with pytest.raises(NotImplementedError, match="unpadded"):
-        model(ids, attention_mask=mask)
+    mask[0, :5] = 0  # row 0: 5 pads, then 19 tokens (past the window of 8)
+    mask[1, :1] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_left_padded_batch_matches_eager(name):
+    """Padding runs as swa's varlen packing: the real positions' logits, and a greedy
+    generate() of a left-padded batch, equal eager's."""
+    model = _model(name).eval()
+    ids, mask = _left_padded()
+    logits = {}
+    for impl in ("eager", "swa"):
+        model.set_attn_implementation(impl)
+        with torch.no_grad():
+            logits[impl] = model(ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(logits["swa"][real], logits["eager"][real], rtol=1e-4, atol=2e-5)
+    out = {}
+    for impl in ("eager", "swa"):
+        model.set_attn_implementation(impl)
+        out[impl] = model.generate(ids, attention_mask=mask, max_new_tokens=16, min_new_tokens=16,
+                                   do_sample=False, output_scores=True, return_dict_in_generate=True)
+    assert torch.equal(out["swa"].sequences, out["eager"].sequences)
+    for ours, eager in zip(out["swa"].scores, out["eager"].scores):
+        torch.testing.assert_close(ours, eager, rtol=1e-4, atol=2e-5)
+
+
+def test_right_padding_and_unpadded_mask():
+    model = _model("qwen2").eval()
+    ids = _ids(batch=2, seq=20)
+    mask = torch.ones_like(ids)
+    mask[1, 13:] = 0
+    logits = {}
+    for impl in ("eager", "swa"):
+        model.set_attn_implementation(impl)
+        with torch.no_grad():
+            logits[impl] = model(ids, attention_mask=mask, use_cache=False).logits
+    torch.testing.assert_close(logits["swa"][mask.bool()], logits["eager"][mask.bool()], rtol=1e-4, atol=2e-5)
     # A mask without padding is the unmasked case.
     full = model(ids, attention_mask=torch.ones_like(ids)).logits
     torch.testing.assert_close(full, _logits(model, "eager", ids), rtol=1e-4, atol=2e-5)
+
+
+def test_unsupported_masks_raise():
+    model = _model("mistral").eval()
+    model.set_attn_implementation("swa")
+    ids = _ids(batch=1, seq=16)
+    restart = torch.cat([torch.arange(8), torch.arange(8)])[None]  # two packed documents
+    with pytest.raises(NotImplementedError, match="packed sequences"):
+        model(ids, position_ids=restart, use_cache=False)
+    holes = torch.ones_like(ids)
+    holes[0, 6] = 0  # a hole inside the row: not one run of real tokens
+    with pytest.raises(NotImplementedError, match="one run"):
+        model(ids, attention_mask=holes)
