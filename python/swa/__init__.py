@@ -16,6 +16,20 @@ from .attention import attention, attention_backward
 if "torch" in sys.modules:
     from . import torch_op  # noqa: F401
 
+
+
+def __getattr__(name):
+    """swa.transformers (the Hugging Face backend, module swa.hf: a module literally named
+    transformers inside the package would read like the real one) and swa.nn load on first
+    use, so that `import swa` needs neither transformers nor torch."""
+    import importlib
+    if name in ("transformers", "hf"):
+        return importlib.import_module(".hf", __name__)
+    if name == "nn":
+        return importlib.import_module(".nn", __name__)
+    raise AttributeError(f"module 'swa' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 __all__ = ["attention", "attention_backward", "windows", "version", "SwaError", "SwaInvalidArgument",
            "SwaUnsupported", "SwaOutOfMemory"]
