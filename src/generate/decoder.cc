@@ -201,6 +201,13 @@ int64_t Decoder::CacheBytes() const {
   return bytes;
 }
 
+int64_t Decoder::LayerCacheBytes(int64_t layer) const {
+  if (layer < 0 || layer >= static_cast<int64_t>(caches_.size())) {
+    ThrowInvalid("layer must be in [0, " + std::to_string(caches_.size()) + "), got " + std::to_string(layer));
+  }
+  return caches_[layer]->BytesUsed();
+}
+
 int64_t Decoder::NumCaches() const {
   int64_t count = 0;
   for (const auto& cache : caches_) count += cache->NumCaches();

@@ -67,6 +67,8 @@ class Decoder {
   const StreamingOptions& streaming() const { return options_.streaming; }
   // K/V bytes held by every layer's caches (swa_kv_cache_get_stats' bytes_used, summed).
   int64_t CacheBytes() const;
+  // The same for one layer's caches, layer in [0, num_hidden_layers).
+  int64_t LayerCacheBytes(int64_t layer) const;
   int64_t NumCaches() const;
   // Some layer's cache keeps every position (a global head without streaming).
   bool CacheGrows() const;

@@ -1,0 +1,211 @@
+#include "serve/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string>
+
+#include "common/error.h"
+#include "generate/continuation.h"
+#include "generate/generate.h"
+
+namespace swa::serve {
+namespace {
+
+using Clock = Stream::Clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+FinishReason ReasonOf(generate::StopReason reason) {
+  return reason == generate::StopReason::kMaxTokens ? FinishReason::kLength : FinishReason::kStop;
+}
+
+}  // namespace
+
+struct Scheduler::Active {
+  std::shared_ptr<Stream> stream;
+  std::unique_ptr<generate::Decoder> decoder;
+  std::optional<generate::Continuation> continuation;
+  std::vector<int32_t> prompt;  // BOS and the prompt's bytes
+  size_t prefilled = 0;         // prompt tokens through the model
+  int32_t next = 0;             // the sampled token the next decode step feeds
+  Clock::time_point last_token;
+};
+
+Scheduler::Scheduler(model::ModelConfig config, std::vector<float> params, const SchedulerOptions& options,
+                     Metrics* metrics)
+    : config_(std::move(config)), params_(std::move(params)), options_(options), metrics_(metrics) {
+  if (options.max_streams < 1)
+    ThrowInvalid("max-streams must be >= 1, got " + std::to_string(options.max_streams));
+  if (options.max_queue < 0) ThrowInvalid("max-queue must be >= 0, got " + std::to_string(options.max_queue));
+  if (options.prefill_chunk < 1 || options.prefill_chunk > generate::kMaxChunk) {
+    ThrowInvalid("prefill-chunk must be in [1, " + std::to_string(generate::kMaxChunk) + "], got " +
+                 std::to_string(options.prefill_chunk));
+  }
+  if (options.threads < 1) ThrowInvalid("threads must be >= 1, got " + std::to_string(options.threads));
+  // One decoder up front: a checkpoint the decoder refuses fails here, not on a request.
+  generate::DecoderOptions d;
+  d.chunk = options_.prefill_chunk;
+  d.threads = options_.threads;
+  idle_.push_back(std::make_unique<generate::Decoder>(config_, params_, d));
+  thread_ = std::thread([this] { Run(); });
+}
+
+Scheduler::~Scheduler() { Shutdown(); }
+
+SubmitResult Scheduler::Submit(std::shared_ptr<Stream> stream) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return SubmitResult::kShuttingDown;
+    const int64_t in = static_cast<int64_t>(waiting_.size()) + active_count_.load();
+    if (in >= options_.max_streams + options_.max_queue) return SubmitResult::kQueueFull;
+    waiting_.push_back(std::move(stream));
+  }
+  wake_.notify_one();
+  return SubmitResult::kQueued;
+}
+
+void Scheduler::Shutdown() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::Start(std::shared_ptr<Stream> stream, std::vector<Active>* active) {
+  const generate::GenerateOptions& g = stream->request().generation;
+  Active a;
+  a.stream = std::move(stream);
+  a.prompt = generate::PromptTokens(g.prompt);
+  try {
+    a.continuation.emplace(g);
+    if (a.continuation->done()) {  // max_tokens 0: nothing to run
+      End(a.stream.get(), FinishReason::kLength, static_cast<int64_t>(a.prompt.size()), 0);
+      return;
+    }
+    if (idle_.empty()) {
+      generate::DecoderOptions d;
+      d.chunk = options_.prefill_chunk;
+      d.threads = options_.threads;
+      a.decoder = std::make_unique<generate::Decoder>(config_, params_, d);
+    } else {
+      a.decoder = std::move(idle_.back());
+      idle_.pop_back();
+      a.decoder->Reset();
+    }
+  } catch (const std::exception& e) {
+    End(a.stream.get(), FinishReason::kError, static_cast<int64_t>(a.prompt.size()), 0, e.what());
+    return;
+  }
+  active->push_back(std::move(a));
+}
+
+void Scheduler::End(Stream* stream, FinishReason reason, int64_t prompt_tokens, int64_t completion_tokens,
+                    std::string error) {
+  // The slot is free before the client can see the end, so that its next request fits.
+  --active_count_;
+  stream->Finish(reason, prompt_tokens, completion_tokens, std::move(error));
+}
+
+bool Scheduler::Advance(Active* a) {
+  const int64_t prompt_tokens = static_cast<int64_t>(a->prompt.size());
+  if (a->stream->cancelled()) {
+    End(a->stream.get(), FinishReason::kAbort, prompt_tokens, a->continuation->generated());
+    return false;
+  }
+  try {
+    std::span<const float> logits;
+    if (a->prefilled < a->prompt.size()) {
+      const size_t n = std::min<size_t>(options_.prefill_chunk, a->prompt.size() - a->prefilled);
+      const std::span<const int32_t> piece(a->prompt.data() + a->prefilled, n);
+      a->prefilled += n;
+      metrics_->AddPrefillTokens(static_cast<int64_t>(n));
+      if (a->prefilled < a->prompt.size()) {
+        a->decoder->Prefill(piece, nullptr);
+        return true;
+      }
+      logits = a->decoder->PrefillLast(piece);
+    } else {
+      logits = a->decoder->Step(a->next);
+      metrics_->AddDecodeTokens(1);
+    }
+    std::string text;
+    a->next = a->continuation->Push(logits, &text);
+    metrics_->AddGeneratedTokens(1);
+    const Clock::time_point now = Clock::now();
+    if (a->continuation->generated() == 1) {
+      metrics_->ObserveTimeToFirstToken(Seconds(now - a->stream->enqueued()));
+    } else {
+      metrics_->ObserveInterTokenLatency(Seconds(now - a->last_token));
+    }
+    a->last_token = now;
+    a->stream->Append(text);
+    if (a->continuation->done()) {
+      End(a->stream.get(), ReasonOf(a->continuation->reason()), prompt_tokens, a->continuation->generated());
+      return false;
+    }
+    return true;
+  } catch (const std::exception& e) {
+    End(a->stream.get(), FinishReason::kError, prompt_tokens, a->continuation->generated(), e.what());
+    return false;
+  }
+}
+
+void Scheduler::PublishGauges(const std::vector<Active>& active) {
+  std::vector<int64_t> bytes(config_.num_hidden_layers, 0);
+  for (const Active& a : active) {
+    for (int64_t l = 0; l < config_.num_hidden_layers; ++l) bytes[l] += a.decoder->LayerCacheBytes(l);
+  }
+  metrics_->SetCacheBytes(bytes);
+  int64_t queued = 0;
+  {
+    std::lock_guard lock(mutex_);
+    queued = static_cast<int64_t>(waiting_.size());
+  }
+  metrics_->SetStreams(static_cast<int64_t>(active.size()), queued);
+}
+
+void Scheduler::Run() {
+  std::vector<Active> active;
+  std::vector<std::shared_ptr<Stream>> admitted;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !active.empty(); });
+      if (stopping_) break;
+      while (static_cast<int64_t>(active.size() + admitted.size()) < options_.max_streams &&
+             !waiting_.empty()) {
+        admitted.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      active_count_ += static_cast<int64_t>(admitted.size());
+    }
+    for (std::shared_ptr<Stream>& s : admitted) Start(std::move(s), &active);
+    admitted.clear();
+    std::vector<Active> running;
+    for (Active& a : active) {
+      if (Advance(&a)) {
+        running.push_back(std::move(a));
+      } else if (a.decoder) {
+        idle_.push_back(std::move(a.decoder));
+      }
+    }
+    active = std::move(running);
+    PublishGauges(active);
+  }
+  // Shutting down: every stream ends now, its text so far already delivered.
+  for (Active& a : active) {
+    a.stream->Finish(FinishReason::kAbort, static_cast<int64_t>(a.prompt.size()),
+                     a.continuation->generated());
+  }
+  std::lock_guard lock(mutex_);
+  for (const std::shared_ptr<Stream>& s : waiting_) s->Finish(FinishReason::kAbort, 0, 0);
+  waiting_.clear();
+  active_count_ = 0;
+  metrics_->SetStreams(0, 0);
+}
+
+}  // namespace swa::serve
