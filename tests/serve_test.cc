@@ -4,14 +4,19 @@
 // however the prompts are chunked).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "generate/decoder.h"
 #include "generate/generate.h"
 #include "generate_test_util.h"
+#include "serve/batched_decoder.h"
 #include "serve/completion_request.h"
 #include "serve/metrics.h"
 #include "serve/scheduler.h"
@@ -81,6 +86,68 @@ TEST(ServeMetricsTest, HistogramBucketsAreCumulative) {
   EXPECT_EQ(out,
             "t_bucket{le=\"1\"} 2\nt_bucket{le=\"2\"} 3\nt_bucket{le=\"5\"} 4\nt_bucket{le=\"+Inf\"} 6\n"
             "t_sum 22\nt_count 6\n");
+}
+
+void ExpectClose(std::span<const float> got, std::span<const float> want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_NEAR(got[i], want[i], 2e-5 * std::max(1.0f, std::abs(want[i]))) << what << " logit " << i;
+  }
+}
+
+// The batched decoder's logits against one generate::Decoder per sequence: sequences of
+// different lengths (prompts over several chunks, windows wrapping, sink tokens, gates,
+// GQA), stepped together, some leaving and a new one joining in the middle.
+TEST(ServeBatchedDecoderTest, EverySequenceMatchesItsOwnDecoder) {
+  const model::ModelConfig config = generate_test::EveryFeatureConfig();
+  const std::vector<float> params = generate_test::RandomParams(config, 9);
+  BatchedDecoderOptions options;
+  options.chunk = 4;
+  options.max_batch = 4;
+  BatchedDecoder batched(config, params, options);
+  generate::DecoderOptions d;
+  d.chunk = 4;
+  d.threads = 1;
+  std::vector<std::unique_ptr<generate::Decoder>> alone;
+  std::vector<int64_t> ids;
+  std::vector<int32_t> next;
+  auto start = [&](int64_t id, int64_t prompt_length) {
+    std::vector<int32_t> prompt;
+    for (int64_t t = 0; t < prompt_length; ++t)
+      prompt.push_back(static_cast<int32_t>((id * 37 + t * 11) % 256));
+    batched.Add(id);
+    const std::vector<float> got = [&] {
+      std::span<const float> l = batched.Prefill(id, prompt, true);
+      return std::vector<float>(l.begin(), l.end());
+    }();
+    alone.push_back(std::make_unique<generate::Decoder>(config, params, d));
+    ExpectClose(got, alone.back()->PrefillLast(prompt), "prefill of sequence " + std::to_string(id));
+    ids.push_back(id);
+    next.push_back(static_cast<int32_t>(id + 40));
+  };
+  for (int64_t id = 0; id < 3; ++id) start(id * 5 + 1, 3 + 4 * id);  // 3, 7, 11 tokens
+  for (int step = 0; step < 20; ++step) {
+    if (step == 6) {  // the first sequence leaves, a new one joins
+      batched.Remove(ids[0]);
+      ids.erase(ids.begin());
+      alone.erase(alone.begin());
+      next.erase(next.begin());
+      start(2, 9);
+    }
+    if (step == 9) start(3, 1);
+    std::span<const float> logits = batched.Step(ids, next);
+    const int64_t v = config.vocab_size;
+    const std::vector<float> rows(logits.begin(), logits.end());
+    for (size_t b = 0; b < ids.size(); ++b) {
+      std::span<const float> want = alone[b]->Step(next[b]);
+      ExpectClose(std::span<const float>(rows.data() + b * v, v), want,
+                  "step " + std::to_string(step) + " sequence " + std::to_string(ids[b]));
+      next[b] = static_cast<int32_t>((next[b] * 7 + step + 3) % 256);
+    }
+  }
+  EXPECT_GT(batched.LayerCacheBytes(0), 0);
+  for (int64_t id : ids) batched.Remove(id);
+  EXPECT_THROW(batched.Step(std::vector<int64_t>{2}, std::vector<int32_t>{1}), Error);
 }
 
 // Each stream's text against generate::Generate with a decoder of its own.

@@ -118,7 +118,7 @@ struct ServeCommandOptions {
   int64_t max_queue = 64;              // waiting beyond those
   int64_t prefill_chunk = 64;          // prompt tokens per stream per step
   int64_t max_prompt_bytes = 1 << 16;  // longer prompts are refused
-  int threads = 1;                     // of each stream's model; 0 = all cores
+  int threads = 1;                     // of the model; 0 = all cores
 };
 CLI::App* AddServeCommand(CLI::App* app, ServeCommandOptions* opt);
 // Exit status: 0 stopped by SIGTERM/SIGINT, 1 bad input or a failure (message on stderr).

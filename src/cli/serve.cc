@@ -59,7 +59,7 @@ CLI::App* AddServeCommand(CLI::App* app, ServeCommandOptions* opt) {
       ->capture_default_str();
   cmd->add_option("--max-prompt-bytes", opt->max_prompt_bytes, "Longest prompt accepted (longer: 400)")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", opt->threads, "Threads of each stream's model (0 = all cores)")
+  cmd->add_option("-t,--threads", opt->threads, "Threads of the model (0 = all cores)")
       ->capture_default_str();
   return cmd;
 }

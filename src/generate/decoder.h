@@ -18,6 +18,7 @@
 
 #include "common/parallel.h"
 #include "generate/layer_cache.h"
+#include "generate/layer_rows.h"
 #include "model/config.h"
 #include "model/param_layout.h"
 #include "model/tensors.h"
@@ -77,7 +78,6 @@ class Decoder {
   // Runs n <= chunk tokens through the model; writes the logits of the last `rows` tokens
   // to logits [rows, V] (rows 0: the head is skipped).
   void Forward(const int32_t* tokens, int64_t n, int64_t rows, float* logits);
-  void Layer(int64_t i, int64_t n);
   void CheckTokens(std::span<const int32_t> tokens) const;
 
   model::ModelConfig config_;
@@ -85,21 +85,12 @@ class Decoder {
   DecoderOptions options_;
   std::vector<model::ParamInfo> layout_;
   model::ModelTensors<const float> weights_;
-  std::vector<std::vector<int>> group_of_head_;  // per layer: [Hq] gate group (empty: no gates)
-  std::vector<int64_t> gate_groups_;             // per layer: G (0: no gates)
+  std::vector<LayerPlan> plans_;  // per layer: gate groups
   std::vector<std::unique_ptr<LayerCache>> caches_;
   int64_t position_ = 0;
   ThreadPool pool_;
 
-  // Working rows of one piece, sized for `chunk` tokens.
-  struct Workspace {
-    std::vector<float> x, h, rstd;       // [n, d], [n, d], [n]
-    std::vector<float> q, k, v;          // [n, Hq*D], [n, Hkv*D], [n, Hkv*D]
-    std::vector<float> attn, gated;      // [n, Hq*D] each
-    std::vector<float> gate;             // [n, G]
-    std::vector<float> mlp_gate, up, m;  // [n, F] each
-    std::vector<float> logits;           // [n, V]
-  } ws_;
+  RowWorkspace ws_;  // working rows of one piece, sized for `chunk` tokens
 };
 
 }  // namespace swa::generate

@@ -1,16 +1,15 @@
-// The one thread that owns the model and every stream (continuous batching, first
-// version). Requests wait in a bounded queue; at each step the scheduler admits waiting
-// requests up to max_streams, runs one prefill chunk for each stream whose prompt is not
-// yet through the model, one decode step for every other stream, and pushes the text each
-// step produced to the streams' channels (serve/stream.h). A long prompt thus costs the
-// running streams one chunk of delay per step, never the whole prompt; a cancelled
-// stream is dropped, and its caches freed, at the next step.
+// The one thread that owns the model and every stream: continuous batching. Requests
+// wait in a bounded queue; at each step the scheduler admits waiting requests up to
+// max_streams, runs one prefill chunk for each stream whose prompt is not yet through the
+// model, one batched decode step for every other stream (serve/batched_decoder.h: one
+// [streams, d] GEMM per dense layer, one multi-sequence attend per layer), and pushes the
+// text each step produced to the streams' channels (serve/stream.h). A long prompt thus
+// costs the running streams one chunk of delay per step, never the whole prompt; a
+// cancelled stream leaves the batch, and its caches' rows are freed, at the next step.
 //
-// Not batched yet: each active stream owns a generate::Decoder (its own KV caches and a
-// copy of the weights), and a step runs the streams one after another. The text is
-// exactly that of `swa generate` with the same options, whatever else is running, since
-// each stream has its own caches and its own seeded sampler. Decoders are kept for reuse
-// when their stream ends (Reset keeps the caches' storage).
+// Each stream has its own sequence in the caches and its own seeded sampler, so its text
+// is that of `swa generate` with the same options whatever else runs (up to the last
+// bits of the GEMMs' rounding, which may differ with the batch size).
 #pragma once
 
 #include <atomic>
@@ -19,12 +18,13 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "generate/decoder.h"
 #include "model/config.h"
+#include "serve/batched_decoder.h"
 #include "serve/metrics.h"
 #include "serve/stream.h"
 
@@ -34,7 +34,7 @@ struct SchedulerOptions {
   int64_t max_streams = 8;     // streams prefilled or decoded at once, >= 1
   int64_t max_queue = 64;      // requests waiting beyond those, >= 0
   int64_t prefill_chunk = 64;  // prompt tokens per stream per step, 1 .. generate::kMaxChunk
-  int threads = 1;             // each decoder's threads, >= 1
+  int threads = 1;             // the model's threads, >= 1
 };
 
 enum class SubmitResult { kQueued, kQueueFull, kShuttingDown };
@@ -55,24 +55,27 @@ class Scheduler {
   // Idempotent; later Submits are refused.
   void Shutdown();
 
-  const model::ModelConfig& config() const { return config_; }
+  const model::ModelConfig& config() const { return decoder_->config(); }
 
  private:
   struct Active;
   void Run();
   void Start(std::shared_ptr<Stream> stream, std::vector<Active>* active);
-  // One prefill chunk or one decode step; returns false when the stream has ended.
-  bool Advance(Active* a);
+  // Ends cancelled streams, runs one prefill chunk for each stream in its prompt and one
+  // batched decode step for every stream past it; ended streams are marked.
+  void Step(std::vector<Active>* active);
+  // Samples the next token from logits [V] and hands its text to the stream.
+  void Emit(Active* a, std::span<const float> logits);
+  void EndActive(Active* a, FinishReason reason, std::string error = "");
   // Finishes an admitted stream and frees its slot.
   void End(Stream* stream, FinishReason reason, int64_t prompt_tokens, int64_t completion_tokens,
            std::string error = "");
   void PublishGauges(const std::vector<Active>& active);
 
-  const model::ModelConfig config_;
-  const std::vector<float> params_;  // [LayoutFloats(config)], copied into each decoder
   const SchedulerOptions options_;
   Metrics* metrics_;
-  std::vector<std::unique_ptr<generate::Decoder>> idle_;  // decoders kept for reuse
+  std::unique_ptr<BatchedDecoder> decoder_;  // every stream's sequence, by id
+  std::vector<int64_t> free_ids_;            // sequence ids not in use
 
   std::mutex mutex_;
   std::condition_variable wake_;
