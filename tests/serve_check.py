@@ -267,11 +267,24 @@ def sigterm_during_stream(server):
     check(rc == 0, f"SIGTERM: exit status {rc}, want 0")
 
 
+def bad_flags(swa, model, tmp):
+    missing = os.path.join(tmp, "missing.safetensors")
+    for args, named in [([], "--ckpt"), (["--ckpt", missing], missing),
+                        (["--ckpt", model, "--max-streams", "0"], "--max-streams"),
+                        (["--ckpt", model, "--max-queue", "-1"], "--max-queue"),
+                        (["--ckpt", model, "--port", "70000"], "--port"),
+                        (["--ckpt", model, "--prefill-chunk", "0"], "--prefill-chunk")]:
+        port = [] if "--port" in args else ["--port", "0"]
+        p = subprocess.run([swa, "serve", *port, *args], capture_output=True, text=True, timeout=60)
+        check(p.returncode == 1 and named in p.stderr, f"serve {args}: exit {p.returncode}, stderr {p.stderr!r}")
+
+
 def main():
     swa, tool = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "bigram.safetensors")
         subprocess.run([tool, model] + [",".join(map(str, c)) for c in CHAINS], check=True)
+        bad_flags(swa, model, tmp)
         server = Server(swa, model, "--max-streams", "4", "--max-queue", "12", "--max-prompt-bytes", "1000",
                         "--prefill-chunk", "3")
         try:

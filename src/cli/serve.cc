@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/parallel.h"
+#include "generate/decoder.h"
 #include "model/checkpoint.h"
 #include "serve/metrics.h"
 #include "serve/scheduler.h"
@@ -38,6 +39,10 @@ void CheckFlags(const ServeCommandOptions& o) {
     ThrowInvalid("--port must be in [0, 65535] (0: any free port), got " + std::to_string(o.port));
   if (o.max_streams < 1) ThrowInvalid("--max-streams must be >= 1, got " + std::to_string(o.max_streams));
   if (o.max_queue < 0) ThrowInvalid("--max-queue must be >= 0, got " + std::to_string(o.max_queue));
+  if (o.prefill_chunk < 1 || o.prefill_chunk > generate::kMaxChunk) {
+    ThrowInvalid("--prefill-chunk must be in [1, " + std::to_string(generate::kMaxChunk) + "], got " +
+                 std::to_string(o.prefill_chunk));
+  }
   if (o.max_prompt_bytes < 0) {
     ThrowInvalid("--max-prompt-bytes must be >= 0, got " + std::to_string(o.max_prompt_bytes));
   }
