@@ -72,8 +72,8 @@ struct EvalCommandOptions {
   std::string split = "all";  // all, val or train (swa train's split)
   double val_fraction = 0.05;
   std::string contexts = "256,1024,8192,65536";
-  int64_t max_bytes = 0;       // 0 = every byte
-  int64_t recall_trials = 20;  // 0 = no probe
+  int64_t max_bytes = 0;         // 0 = every byte
+  int64_t recall_trials = 20;    // 0 = no probe
   std::string recall_distances;  // comma-separated; empty = a quarter of and 4x the widest local window
   int64_t chunk = 512;
   int threads = 0;
@@ -108,5 +108,20 @@ struct GenerateCommandOptions {
 CLI::App* AddGenerateCommand(CLI::App* app, GenerateCommandOptions* opt);
 // Exit status: 0 done, 1 bad input or a failed run (message on stderr).
 int RunGenerate(const GenerateCommandOptions& opt);
+
+// `swa serve` (serve.cc): an OpenAI-compatible completions server (docs/SERVE.md).
+struct ServeCommandOptions {
+  std::string ckpt;
+  std::string host = "127.0.0.1";
+  int port = 8080;                     // 0: any free port
+  int64_t max_streams = 8;             // generated at once
+  int64_t max_queue = 64;              // waiting beyond those
+  int64_t prefill_chunk = 64;          // prompt tokens per stream per step
+  int64_t max_prompt_bytes = 1 << 16;  // longer prompts are refused
+  int threads = 1;                     // of the model; 0 = all cores
+};
+CLI::App* AddServeCommand(CLI::App* app, ServeCommandOptions* opt);
+// Exit status: 0 stopped by SIGTERM/SIGINT, 1 bad input or a failure (message on stderr).
+int RunServe(const ServeCommandOptions& opt);
 
 }  // namespace swa::cli

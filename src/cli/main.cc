@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   swa::cli::GenerateCommandOptions generate;
   CLI::App* generate_cmd = swa::cli::AddGenerateCommand(&app, &generate);
 
+  swa::cli::ServeCommandOptions serve;
+  CLI::App* serve_cmd = swa::cli::AddServeCommand(&app, &serve);
+
   CLI11_PARSE(app, argc, argv);
   if (check_cmd->parsed()) return swa::cli::RunCheck(check);
   if (bench_cmd->parsed()) return swa::cli::RunBench(bench);
@@ -50,5 +53,6 @@ int main(int argc, char** argv) {
   if (preset_cmd->parsed()) return swa::cli::RunPreset(preset);
   if (eval_cmd->parsed()) return swa::cli::RunEval(eval);
   if (generate_cmd->parsed()) return swa::cli::RunGenerate(generate);
+  if (serve_cmd->parsed()) return swa::cli::RunServe(serve);
   return 1;
 }

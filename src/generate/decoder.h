@@ -18,6 +18,7 @@
 
 #include "common/parallel.h"
 #include "generate/layer_cache.h"
+#include "generate/layer_rows.h"
 #include "model/config.h"
 #include "model/param_layout.h"
 #include "model/tensors.h"
@@ -67,6 +68,8 @@ class Decoder {
   const StreamingOptions& streaming() const { return options_.streaming; }
   // K/V bytes held by every layer's caches (swa_kv_cache_get_stats' bytes_used, summed).
   int64_t CacheBytes() const;
+  // The same for one layer's caches, layer in [0, num_hidden_layers).
+  int64_t LayerCacheBytes(int64_t layer) const;
   int64_t NumCaches() const;
   // Some layer's cache keeps every position (a global head without streaming).
   bool CacheGrows() const;
@@ -75,7 +78,6 @@ class Decoder {
   // Runs n <= chunk tokens through the model; writes the logits of the last `rows` tokens
   // to logits [rows, V] (rows 0: the head is skipped).
   void Forward(const int32_t* tokens, int64_t n, int64_t rows, float* logits);
-  void Layer(int64_t i, int64_t n);
   void CheckTokens(std::span<const int32_t> tokens) const;
 
   model::ModelConfig config_;
@@ -83,21 +85,12 @@ class Decoder {
   DecoderOptions options_;
   std::vector<model::ParamInfo> layout_;
   model::ModelTensors<const float> weights_;
-  std::vector<std::vector<int>> group_of_head_;  // per layer: [Hq] gate group (empty: no gates)
-  std::vector<int64_t> gate_groups_;             // per layer: G (0: no gates)
+  std::vector<LayerPlan> plans_;  // per layer: gate groups
   std::vector<std::unique_ptr<LayerCache>> caches_;
   int64_t position_ = 0;
   ThreadPool pool_;
 
-  // Working rows of one piece, sized for `chunk` tokens.
-  struct Workspace {
-    std::vector<float> x, h, rstd;       // [n, d], [n, d], [n]
-    std::vector<float> q, k, v;          // [n, Hq*D], [n, Hkv*D], [n, Hkv*D]
-    std::vector<float> attn, gated;      // [n, Hq*D] each
-    std::vector<float> gate;             // [n, G]
-    std::vector<float> mlp_gate, up, m;  // [n, F] each
-    std::vector<float> logits;           // [n, V]
-  } ws_;
+  RowWorkspace ws_;  // working rows of one piece, sized for `chunk` tokens
 };
 
 }  // namespace swa::generate

@@ -8,9 +8,13 @@
 namespace swa::generate {
 namespace {
 
-// A contiguous [1, T, heads, D] f32 view.
-swa_tensor Rows(const float* data, int64_t tokens, int64_t heads, int64_t dim) {
-  return MakeTensor(const_cast<float*>(data), SWA_F32, 1, tokens, heads, dim);
+// A contiguous [num_seqs, T, heads, D] f32 view.
+swa_tensor Rows(const float* data, int64_t tokens, int64_t heads, int64_t dim, int64_t num_seqs = 1) {
+  return MakeTensor(const_cast<float*>(data), SWA_F32, num_seqs, tokens, heads, dim);
+}
+
+void Grow(std::vector<float>* v, int64_t n) {
+  if (static_cast<int64_t>(v->size()) < n) v->resize(static_cast<size_t>(n));
 }
 
 // Heads of one kind, one part when every kv head they touch serves equally many of them.
@@ -135,31 +139,50 @@ LayerCache::LayerCache(const model::ModelConfig& config, const model::LayerConfi
     KvCache cache = MakeCache(config, layer, sinks, heads, max_chunk, threads, streaming);
     parts_.push_back(Part{std::move(heads), identity, std::move(cache)});
   }
-  const bool gathers = std::any_of(parts_.begin(), parts_.end(), [](const Part& p) { return !p.identity; });
-  if (gathers) {
-    q_part_.resize(static_cast<size_t>(max_chunk * hq_ * dim_));
-    out_part_.resize(q_part_.size());
-    k_part_.resize(static_cast<size_t>(max_chunk * hkv_ * dim_));
-    v_part_.resize(k_part_.size());
-  }
 }
 
-void LayerCache::AppendAttend(int64_t tokens, const float* q, const float* k, const float* v, float* out) {
+void LayerCache::AddSequence(int64_t id) {
+  for (Part& part : parts_) part.cache.AddSequence(id);
+}
+
+void LayerCache::RemoveSequence(int64_t id) {
+  for (Part& part : parts_) part.cache.RemoveSequence(id);
+}
+
+void LayerCache::AppendAttendSequence(int64_t id, int64_t tokens, const float* q, const float* k,
+                                      const float* v, float* out) {
   if (tokens < 1 || tokens > max_chunk_) {
     ThrowInvalid("LayerCache::AppendAttend takes 1 to " + std::to_string(max_chunk_) + " tokens, got " +
                  std::to_string(tokens));
   }
+  Run(&id, 1, tokens, q, k, v, out);
+}
+
+void LayerCache::AppendAttendBatch(const int64_t* ids, int64_t num_seqs, const float* q, const float* k,
+                                   const float* v, float* out) {
+  if (num_seqs < 1) ThrowInvalid("LayerCache::AppendAttendBatch needs at least one sequence");
+  Run(ids, num_seqs, 1, q, k, v, out);
+}
+
+void LayerCache::Run(const int64_t* ids, int64_t num_seqs, int64_t tokens, const float* q, const float* k,
+                     const float* v, float* out) {
+  const int64_t rows = num_seqs * tokens;
   for (Part& part : parts_) {
     if (part.identity) {
-      swa_tensor out_t = Rows(out, tokens, hq_, dim_);
-      part.cache.AppendAttend(0, Rows(q, tokens, hq_, dim_), Rows(k, tokens, hkv_, dim_),
-                              Rows(v, tokens, hkv_, dim_), out_t);
+      swa_tensor out_t = Rows(out, tokens, hq_, dim_, num_seqs);
+      part.cache.AppendAttend(ids, num_seqs, Rows(q, tokens, hq_, dim_, num_seqs),
+                              Rows(k, tokens, hkv_, dim_, num_seqs), Rows(v, tokens, hkv_, dim_, num_seqs),
+                              out_t);
       continue;
     }
     // Gather the part's heads into contiguous rows, attend, scatter the outputs back.
     const int64_t pq = static_cast<int64_t>(part.heads.q_heads.size());
     const int64_t pkv = static_cast<int64_t>(part.heads.kv_heads.size());
-    for (int64_t t = 0; t < tokens; ++t) {
+    Grow(&q_part_, rows * pq * dim_);
+    Grow(&out_part_, rows * pq * dim_);
+    Grow(&k_part_, rows * pkv * dim_);
+    Grow(&v_part_, rows * pkv * dim_);
+    for (int64_t t = 0; t < rows; ++t) {
       for (int64_t i = 0; i < pq; ++i) {
         std::copy_n(q + (t * hq_ + part.heads.q_heads[i]) * dim_, dim_, q_part_.data() + (t * pq + i) * dim_);
       }
@@ -169,11 +192,11 @@ void LayerCache::AppendAttend(int64_t tokens, const float* q, const float* k, co
         std::copy_n(v + (t * hkv_ + j) * dim_, dim_, v_part_.data() + (t * pkv + i) * dim_);
       }
     }
-    swa_tensor out_t = Rows(out_part_.data(), tokens, pq, dim_);
-    part.cache.AppendAttend(0, Rows(q_part_.data(), tokens, pq, dim_),
-                            Rows(k_part_.data(), tokens, pkv, dim_), Rows(v_part_.data(), tokens, pkv, dim_),
-                            out_t);
-    for (int64_t t = 0; t < tokens; ++t) {
+    swa_tensor out_t = Rows(out_part_.data(), tokens, pq, dim_, num_seqs);
+    part.cache.AppendAttend(ids, num_seqs, Rows(q_part_.data(), tokens, pq, dim_, num_seqs),
+                            Rows(k_part_.data(), tokens, pkv, dim_, num_seqs),
+                            Rows(v_part_.data(), tokens, pkv, dim_, num_seqs), out_t);
+    for (int64_t t = 0; t < rows; ++t) {
       for (int64_t i = 0; i < pq; ++i) {
         std::copy_n(out_part_.data() + (t * pq + i) * dim_, dim_,
                     out + (t * hq_ + part.heads.q_heads[i]) * dim_);

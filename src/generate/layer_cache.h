@@ -58,7 +58,21 @@ class LayerCache {
 
   // out [T, Hq*D] = attention of q [T, Hq*D] over the keys seen so far and k, v [T, Hkv*D],
   // the T tokens taking the next positions (q and k un-rotated; T <= max_chunk).
-  void AppendAttend(int64_t tokens, const float* q, const float* k, const float* v, float* out);
+  void AppendAttend(int64_t tokens, const float* q, const float* k, const float* v, float* out) {
+    AppendAttendSequence(0, tokens, q, k, v, out);
+  }
+
+  // Several sequences at once. Sequence 0 exists from the start; others are added and
+  // removed by id (removing frees the sequence's rows).
+  void AddSequence(int64_t id);
+  void RemoveSequence(int64_t id);
+  // As AppendAttend, for the sequence `id`.
+  void AppendAttendSequence(int64_t id, int64_t tokens, const float* q, const float* k, const float* v,
+                            float* out);
+  // One token of each of num_seqs distinct sequences, one attend per cache for them all:
+  // q [B, Hq*D], k, v [B, Hkv*D] -> out [B, Hq*D], row b of sequence ids[b].
+  void AppendAttendBatch(const int64_t* ids, int64_t num_seqs, const float* q, const float* k, const float* v,
+                         float* out);
 
   // Appends `tokens` positions of zero keys and values without attending (any count, in
   // pieces of max_chunk), for timing: see Decoder::AdvanceForTiming.
@@ -69,6 +83,10 @@ class LayerCache {
   bool Grows() const;  // some cache keeps every position
 
  private:
+  // [num_seqs, tokens, heads, D] rows of the sequences ids through every part.
+  void Run(const int64_t* ids, int64_t num_seqs, int64_t tokens, const float* q, const float* k,
+           const float* v, float* out);
+
   struct Part {
     HeadPart heads;
     bool identity = false;  // every head in the layer's order: no gather needed
@@ -77,7 +95,7 @@ class LayerCache {
 
   int64_t hq_, hkv_, dim_, max_chunk_;
   std::vector<Part> parts_;
-  std::vector<float> q_part_, k_part_, v_part_, out_part_;  // [max_chunk, heads of a part, D]
+  std::vector<float> q_part_, k_part_, v_part_, out_part_;  // [rows, heads of a part, D], grown on use
   std::vector<float> blank_;                                // [max_chunk, Hkv, D] zeros, on first use
 };
 
