@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -68,6 +69,7 @@ class Server:
         line = self.proc.stderr.readline()
         m = re.search(r"listening on http://([\d.]+):(\d+)", line)
         if not m:
+            self.kill()
             raise RuntimeError(f"swa serve did not start: {line!r}")
         self.host, self.port = m.group(1), int(m.group(2))
         threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
@@ -280,11 +282,11 @@ def report(res):
     a, b, m = res["single"], res["concurrent"], res["memory"]
     print(f"\nswa serve load test ({res['checkpoint']}; {res['note']})")
     print(f"{'phase':<12}{'clients':>8}{'tokens':>9}{'tokens/s':>10}"
-          f"{'ttft p50':>10}{'ttft p99':>10}{'itl p50':>9}{'itl p99':>9}   (ms; client / server histogram)")
+          f"{'ttft p50':>12}{'ttft p99':>12}{'itl p50':>12}{'itl p99':>12}   (ms; client / server histogram)")
     for name, p in (("single", a), ("concurrent", b), ("memory", m["latency"] | {k: m[k] for k in ("clients", "tokens", "tokens_per_second")})):
         c, s = p["client"], p["server"]
         print(f"{name:<12}{p['clients']:>8}{p.get('tokens', '-'):>9}{fmt(p.get('tokens_per_second'), 1, '.0f'):>10}"
-              + "".join(f"{fmt(c[k], 1e3) + '/' + fmt(s[k], 1e3):>10}"
+              + "".join(f"{fmt(c[k], 1e3) + '/' + fmt(s[k], 1e3):>12}"
                         for k in ("ttft_p50_s", "ttft_p99_s", "itl_p50_s", "itl_p99_s")))
     print(f"memory: RSS baseline {fmt(m['rss_bytes']['baseline'], 2**-20)} MiB, second half "
           f"{fmt(m['rss_bytes']['min'], 2**-20)}..{fmt(m['rss_bytes']['max'], 2**-20)} MiB; KV cache "
@@ -338,6 +340,8 @@ def main():
         window = 256
     planned = 2 * args.seconds + args.duration + 10
     log(f"serving {ckpt} (widest window {window}), {args.streams} streams; about {planned:.0f} s")
+    # SIGTERM unwinds through the finally below, which kills the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = Server(args.swa, ckpt, args.streams, args.threads)
     progress = Progress(planned)
     try:
