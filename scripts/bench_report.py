@@ -261,6 +261,10 @@ def write_markdown(bench, torch_rows, train_rows, path, command):
     if "generate" in bench:
         generate_section(L, bench["generate"])
     quality_section(L, os.path.join(os.path.dirname(path), "experiments", "results.json"))
+    serve_path = os.path.join(os.path.dirname(path), "serve_load.json")
+    if os.path.exists(serve_path):
+        with open(serve_path) as f:
+            serve_section(L, json.load(f))
     if torch_rows:
         torch_attention_section(L, torch_rows)
     with open(path, "w") as f:
@@ -288,6 +292,36 @@ def generate_section(L, gen):
         L.append(f"| {r['tokens']} | {r['tokens_per_second']:.0f} | {r['gflops']:.1f} | "
                  f"{100 * r['fraction_of_fma_peak']:.1f}% |")
     L.append("")
+
+
+def serve_section(L, data):
+    """The load test of `swa serve` (bench/serve_load.py --json OUT/serve_load.json)."""
+    m = data["memory"]
+    L.append("## Serving under load (issue 14)\n")
+    L.append(f"`bench/serve_load.py` ({data.get('measured', 'date not recorded')}; {data['note']}): streaming "
+             f"clients on loopback, {data['threads']} server threads. Tokens/s = completion tokens / wall time of "
+             f"the phase. Memory: {m['clients']} streams for {m['seconds']:.0f} s, positions up to "
+             f"{m['max_position']} ({m['max_position_over_window']:.1f}x the widest window, {m['window']}); RSS "
+             f"of the second half against the first sample after {m['warmup_seconds']:.0f} s of warm-up.\n")
+    targets_table(L, data["targets"])
+    L.append("| phase | clients | tokens/s | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | server TTFT p50 / p99 | "
+             "server ITL p50 / p99 |")
+    L.append("|---|---|---|---|---|---|---|")
+
+    def ms(x):
+        return "-" if x is None else f"{1e3 * x:.1f}"
+
+    for name in ("single", "concurrent", "memory"):
+        p = data[name]
+        lat = p["latency"] if name == "memory" else p
+        c, s = lat["client"], lat["server"]
+        L.append(f"| {name} | {p['clients']} | {p.get('tokens_per_second', 0):.0f} | "
+                 f"{ms(c['ttft_p50_s'])} / {ms(c['ttft_p99_s'])} | {ms(c['itl_p50_s'])} / {ms(c['itl_p99_s'])} | "
+                 f"{ms(s['ttft_p50_s'])} / {ms(s['ttft_p99_s'])} | {ms(s['itl_p50_s'])} / {ms(s['itl_p99_s'])} |")
+    L.append("")
+    rss = m["rss_bytes"]
+    L.append(f"RSS: {rss['baseline'] / 2**20:.1f} MiB after warm-up, {rss['min'] / 2**20:.1f} to "
+             f"{rss['max'] / 2**20:.1f} MiB over the second half.\n")
 
 
 def quality_section(L, path):
