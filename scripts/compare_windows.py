@@ -158,6 +158,7 @@ def main():
     ext_args = ["--ext", *ext] if ext else []
     out_dir = os.path.abspath(args.out)
     runs_dir = os.path.abspath(args.runs) if args.runs else os.path.join(out_dir, "runs")
+    os.makedirs(out_dir, exist_ok=True)
     os.makedirs(runs_dir, exist_ok=True)
     threads = ["--threads", str(args.threads)]
     seq = args.seq
@@ -192,11 +193,21 @@ def main():
         val = [{"step": e["step"], "bits_per_byte": e["val_bits_per_byte"]} for e in log if "val_bits_per_byte" in e]
         ckpt = os.path.join(run_dir, "model.safetensors")
         say(f"[{i + 1}/{len(PRESETS)}] evaluating {preset} at lengths {contexts}")
-        ev = json.loads(run([swa, "eval", "--ckpt", ckpt, "--data", *data, *ext_args, "--split", "val",
-                             "--contexts", ",".join(map(str, contexts)), "--max-bytes", str(args.eval_bytes),
-                             "--recall-trials", str(args.recall_trials),
-                             "--recall-distances", ",".join(map(str, distances)), "--json", *threads],
-                            capture=True))
+        eval_cmd = [swa, "eval", "--ckpt", ckpt, "--data", *data, *ext_args, "--split", "val",
+                    "--contexts", ",".join(map(str, contexts)), "--max-bytes", str(args.eval_bytes),
+                    "--recall-trials", str(args.recall_trials),
+                    "--recall-distances", ",".join(map(str, distances)), "--json", *threads]
+        # A rerun (e.g. after an interruption) reuses an evaluation of the same checkpoint
+        # with the same command.
+        eval_json = os.path.join(run_dir, "eval.json")
+        saved = json.load(open(eval_json)) if os.path.exists(eval_json) else {}
+        if saved.get("command") == eval_cmd[1:] and saved.get("ckpt_mtime") == os.path.getmtime(ckpt):
+            ev = saved["result"]
+            say(f"reusing {eval_json}")
+        else:
+            ev = json.loads(run(eval_cmd, capture=True))
+            with open(eval_json, "w") as f:
+                json.dump({"command": eval_cmd[1:], "ckpt_mtime": os.path.getmtime(ckpt), "result": ev}, f)
         bench_json = os.path.join(run_dir, "decode.json")
         run([swa, "bench", "generate", "--ckpt", ckpt, "--decode-contexts", str(args.decode_context),
              "--prefill-lengths", "0", "--json", bench_json, *threads], capture=True)
