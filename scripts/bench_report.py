@@ -383,13 +383,15 @@ def main():
     ap.add_argument("--out", default="docs")
     ap.add_argument("--reuse", action="store_true", help="reuse build/bench.json instead of running swa bench")
     ap.add_argument("--only", help="measure only these suites again (comma-separated: forward, backward, decode, "
-                                   "train, generate, torch); keep the rest from OUT/bench.json")
+                                   "train, generate, torch); keep the rest from OUT/bench.json; --only '' "
+                                   "measures nothing and only rewrites BENCHMARKS.md (e.g. after "
+                                   "bench/serve_load.py wrote OUT/serve_load.json)")
     ap.add_argument("--torch-attention", type=int, metavar="THREADS", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_attention:  # the child run in .venv: print the attention comparison
         print(json.dumps(torch_side_by_side(args.build, args.quick, args.torch_attention)))
         return 0
-    only = set(args.only.split(",")) if args.only else None
+    only = set(x for x in args.only.split(",") if x) if args.only is not None else None
     kept = {}
     if only is not None:
         known = {"forward", "backward", "decode", "train", "generate", "torch"}
