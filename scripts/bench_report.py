@@ -261,6 +261,10 @@ def write_markdown(bench, torch_rows, train_rows, path, command):
     if "generate" in bench:
         generate_section(L, bench["generate"])
     quality_section(L, os.path.join(os.path.dirname(path), "experiments", "results.json"))
+    python_path = os.path.join(os.path.dirname(path), "python_vs_torch.json")
+    if os.path.exists(python_path):
+        with open(python_path) as f:
+            python_section(L, json.load(f))
     serve_path = os.path.join(os.path.dirname(path), "serve_load.json")
     if os.path.exists(serve_path):
         with open(serve_path) as f:
@@ -291,6 +295,32 @@ def generate_section(L, gen):
     for r in gen["prefill"]:
         L.append(f"| {r['tokens']} | {r['tokens_per_second']:.0f} | {r['gflops']:.1f} | "
                  f"{100 * r['fraction_of_fma_peak']:.1f}% |")
+    L.append("")
+
+
+PYTHON_BOUNDS = {"a": ("forward f32 against compiled FlexAttention (time ratio)", 3.0),
+                 "b": ("forward + backward against SDPA with a band mask (time ratio)", 10.0),
+                 "c": ("prefill of a 2-layer Mistral-shaped model at 8k against sdpa (time ratio)", 2.0)}
+
+
+def python_section(L, data):
+    """The Python package against PyTorch (bench/python_vs_torch.py --json OUT/python_vs_torch.json)."""
+    L.append("## The Python package against PyTorch (issue 13)\n")
+    L.append(f"`bench/python_vs_torch.py` (torch {data['torch']}, {data['threads']} threads, alternating runs, each "
+             "side's best): `swa.attention` through the torch operator against what a PyTorch user would run "
+             "instead. A case not in the table was not measured.\n")
+    targets = []
+    for key, (name, bound) in PYTHON_BOUNDS.items():
+        case = data["cases"].get(key)
+        value = case["ratio"] if case else None
+        targets.append({"target": name, "value": value, "bound": bound, "met": None if case is None else value >= bound})
+    targets_table(L, targets)
+    L.append("| case | shape | times (ms) | max abs diff |")
+    L.append("|---|---|---|---|")
+    for key, case in data["cases"].items():
+        shape = ", ".join(f"{k} {v}" for k, v in case["shape"].items())
+        times = ", ".join(f"{name} {1e3 * t:.0f}" for name, t in case["seconds"].items())
+        L.append(f"| ({key}) {case['title']} | {shape} | {times} | {case['max_abs_diff']:.1e} |")
     L.append("")
 
 
