@@ -86,7 +86,18 @@ def plot(results, out_dir):
     except ImportError:
         say("matplotlib is missing: no plots (scripts/install-deps.sh installs python3-matplotlib)")
         return []
-    files = []
+    def save(fig, ax, xlabel, ylabel, title, name):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out_dir, name)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for preset, r in results["runs"].items():
         steps = [p["step"] for p in r["curve"]["train"]]
@@ -97,16 +108,8 @@ def plot(results, out_dir):
         val = r["curve"]["validation"]
         ax.plot([p["step"] for p in val], [p["bits_per_byte"] for p in val], "o--", color=line.get_color(),
                 label=f"{LABELS[preset]} (validation)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("bits per byte")
-    ax.set_title(f"Training, {results['settings']['seq']} tokens per row")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out_dir, "loss_curves.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    files.append(path)
+    curves = save(fig, ax, "step", "bits per byte", f"Training, {results['settings']['seq']} tokens per row",
+                  "loss_curves.png")
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for preset, r in results["runs"].items():
@@ -114,18 +117,9 @@ def plot(results, out_dir):
         ax.plot([p["context"] for p in points], [p["bits_per_byte"] for p in points], "o-", label=LABELS[preset])
     ax.axvline(results["settings"]["seq"], color="gray", ls=":", label="training length")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("evaluation length (tokens)")
-    ax.set_ylabel("validation bits per byte")
-    ax.set_title("Past the training length")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(out_dir, "bpb_vs_length.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    files.append(path)
-    return files
-
+    lengths = save(fig, ax, "evaluation length (tokens)", "validation bits per byte", "Past the training length",
+                   "bpb_vs_length.png")
+    return [curves, lengths]
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -28,12 +28,12 @@
 #include <vector>
 
 #include "cli/bench_util.h"
+#include "cli/checkpoint_option.h"
 #include "cli/commands.h"
 #include "cli/machine.h"
 #include "common/error.h"
 #include "common/parallel.h"
 #include "generate/decoder.h"
-#include "model/checkpoint.h"
 #include "model/param_layout.h"
 #include "model/presets.h"
 #include "train/init.h"
@@ -211,7 +211,7 @@ int RunGenerateBench(const BenchOptions& opt, json* doc) {
     std::vector<float> params;
     std::string model_name;
     if (!opt.ckpt.empty()) {
-      model::Checkpoint ckpt = model::LoadCheckpoint(opt.ckpt);
+      model::Checkpoint ckpt = LoadCheckpointOption(opt.ckpt);
       config = std::move(ckpt.config);
       params = std::move(ckpt.params);
       model_name = opt.ckpt;

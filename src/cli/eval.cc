@@ -12,11 +12,11 @@
 #include <sstream>
 #include <string>
 
+#include "cli/checkpoint_option.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/parallel.h"
 #include "generate/evaluate.h"
-#include "model/checkpoint.h"
 #include "train/corpus.h"
 #include "train/split.h"
 
@@ -92,9 +92,10 @@ CLI::App* AddEvalCommand(CLI::App* app, EvalCommandOptions* opt) {
       ->capture_default_str();
   cmd->add_option("--recall-trials", opt->recall_trials, "Recall probe strings per distance (0 = no probe)")
       ->capture_default_str();
-  cmd->add_option("--recall-distances", opt->recall_distances,
-                  "Recall probe distances in bytes, comma-separated (default: a quarter of and 4x the widest local "
-                  "window, or 64 and 1024 without one)");
+  cmd->add_option(
+      "--recall-distances", opt->recall_distances,
+      "Recall probe distances in bytes, comma-separated (default: a quarter of and 4x the widest local "
+      "window, or 64 and 1024 without one)");
   cmd->add_option("--chunk", opt->chunk, "Tokens per piece through the caches")->capture_default_str();
   cmd->add_option("-t,--threads", opt->threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--json", opt->json, "Print one JSON document instead of the table");
@@ -104,18 +105,13 @@ CLI::App* AddEvalCommand(CLI::App* app, EvalCommandOptions* opt) {
 int RunEval(const EvalCommandOptions& opt) {
   try {
     const std::vector<int64_t> contexts = ParseLengths(opt.contexts, "--contexts", 1);
-    const std::vector<int64_t> distances =
-        opt.recall_distances.empty() ? std::vector<int64_t>{}
-                                     : ParseLengths(opt.recall_distances, "--recall-distances", 0);
+    const std::vector<int64_t> distances = opt.recall_distances.empty()
+                                               ? std::vector<int64_t>{}
+                                               : ParseLengths(opt.recall_distances, "--recall-distances", 0);
     if (opt.max_bytes < 0) ThrowInvalid("--max-bytes must be >= 0 (0 = all)");
     if (opt.recall_trials < 0) ThrowInvalid("--recall-trials must be >= 0");
     if (opt.threads < 0) ThrowInvalid("--threads must be >= 0 (0 = all cores)");
-    model::Checkpoint ckpt;
-    try {
-      ckpt = model::LoadCheckpoint(opt.ckpt);
-    } catch (const Error& e) {
-      ThrowInvalid(std::string("--ckpt: ") + e.what());
-    }
+    const model::Checkpoint ckpt = LoadCheckpointOption(opt.ckpt);
     const train::Corpus corpus = train::Corpus::Open(opt.data, opt.ext);
     const std::vector<std::span<const uint8_t>> docs = Documents(corpus, opt);
     const int threads = ThreadPool::ResolveThreads(opt.threads);
@@ -145,7 +141,8 @@ int RunEval(const EvalCommandOptions& opt) {
         filler.insert(filler.end(), d.begin(), d.begin() + std::min<size_t>(d.size(), 1 << 16));
       const std::vector<int64_t> chosen =
           distances.empty() ? std::vector<int64_t>{std::max<int64_t>(4, reach / 4), 4 * reach} : distances;
-      recall = generate::RecallProbe(ckpt.config, ckpt.params, chosen, opt.recall_trials, 16, filler, threads);
+      recall =
+          generate::RecallProbe(ckpt.config, ckpt.params, chosen, opt.recall_trials, 16, filler, threads);
     }
     const int64_t bytes = scores.empty() ? 0 : scores.front().bytes;
     if (opt.json) {

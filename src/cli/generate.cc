@@ -10,11 +10,11 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/checkpoint_option.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/parallel.h"
 #include "generate/decoder.h"
-#include "model/checkpoint.h"
 
 namespace swa::cli {
 namespace {
@@ -96,12 +96,7 @@ CLI::App* AddGenerateCommand(CLI::App* app, GenerateCommandOptions* opt) {
 int RunGenerate(const GenerateCommandOptions& opt) {
   try {
     CheckFlags(opt);
-    model::Checkpoint ckpt;
-    try {
-      ckpt = model::LoadCheckpoint(opt.ckpt);
-    } catch (const Error& e) {
-      ThrowInvalid(std::string("--ckpt: ") + e.what());
-    }
+    model::Checkpoint ckpt = LoadCheckpointOption(opt.ckpt);
     const int threads = ThreadPool::ResolveThreads(opt.threads);
     openblas_set_num_threads(threads);
     generate::DecoderOptions d;

@@ -12,11 +12,11 @@
 #include <string>
 #include <thread>
 
+#include "cli/checkpoint_option.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/parallel.h"
 #include "generate/decoder.h"
-#include "model/checkpoint.h"
 #include "serve/metrics.h"
 #include "serve/scheduler.h"
 #include "serve/server.h"
@@ -83,12 +83,7 @@ int RunServe(const ServeCommandOptions& opt) {
     sigaction(SIGINT, &action, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    model::Checkpoint ckpt;
-    try {
-      ckpt = model::LoadCheckpoint(opt.ckpt);
-    } catch (const Error& e) {
-      ThrowInvalid(std::string("--ckpt: ") + e.what());
-    }
+    model::Checkpoint ckpt = LoadCheckpointOption(opt.ckpt);
     const int threads = ThreadPool::ResolveThreads(opt.threads);
     openblas_set_num_threads(threads);
     serve::Metrics metrics(ckpt.config.num_hidden_layers);

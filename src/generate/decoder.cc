@@ -35,13 +35,7 @@ Decoder::Decoder(model::ModelConfig config, std::vector<float> params, const Dec
     ThrowInvalid("the evaluation context must be in [1, 2^30] (0 = none), got " + Str(s.context));
   }
   if (s.context > 0 && s.enabled()) ThrowInvalid("an evaluation context does not combine with stream sinks");
-  layout_ = model::ParameterLayout(config_);
-  const int64_t floats = model::LayoutFloats(config_);
-  if (static_cast<int64_t>(params_.size()) != floats) {
-    ThrowInvalid("the parameters hold " + Str(static_cast<int64_t>(params_.size())) +
-                 " floats but the config's layout needs " + Str(floats));
-  }
-  weights_ = model::ViewTensors(config_, layout_, static_cast<const float*>(params_.data()));
+  weights_ = ViewWeights(config_, params_, &layout_);
   plans_ = PlanLayers(config_);
   int64_t most_groups = 0;
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
+#include "common/error.h"
 #include "model/backend.h"
 #include "model/row_chunks.h"
 #include "ops/layer_math.h"
@@ -33,6 +35,18 @@ void RowWorkspace::Resize(const model::ModelConfig& config, int64_t rows, int64_
   ResizeRows(&up, n * f);
   ResizeRows(&m, n * f);
   ResizeRows(&logits, n * config.vocab_size);
+}
+
+model::ModelTensors<const float> ViewWeights(const model::ModelConfig& config,
+                                             const std::vector<float>& params,
+                                             std::vector<model::ParamInfo>* layout) {
+  *layout = model::ParameterLayout(config);
+  const int64_t floats = model::LayoutFloats(config);
+  if (static_cast<int64_t>(params.size()) != floats) {
+    ThrowInvalid("the parameters hold " + std::to_string(params.size()) +
+                 " floats but the config's layout needs " + std::to_string(floats));
+  }
+  return model::ViewTensors(config, *layout, params.data());
 }
 
 std::vector<LayerPlan> PlanLayers(const model::ModelConfig& config) {

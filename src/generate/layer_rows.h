@@ -13,6 +13,7 @@
 
 #include "common/parallel.h"
 #include "model/config.h"
+#include "model/param_layout.h"
 #include "model/tensors.h"
 
 namespace swa::generate {
@@ -29,6 +30,12 @@ struct RowWorkspace {
 };
 
 using AttendFn = std::function<void(int64_t n, const float* q, const float* k, const float* v, float* out)>;
+
+// The weights of `params` ([LayoutFloats(config)]) by name, `*layout` set to
+// ParameterLayout(config); throws swa::Error if params has another size.
+model::ModelTensors<const float> ViewWeights(const model::ModelConfig& config,
+                                             const std::vector<float>& params,
+                                             std::vector<model::ParamInfo>* layout);
 
 // The per-layer facts the layer math needs beyond the weights: gate groups.
 struct LayerPlan {

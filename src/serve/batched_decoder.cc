@@ -22,13 +22,7 @@ BatchedDecoder::BatchedDecoder(model::ModelConfig config, std::vector<float> par
   }
   if (options_.max_batch < 1) ThrowInvalid("max batch must be >= 1, got " + Str(options_.max_batch));
   if (options_.threads < 1) ThrowInvalid("threads must be >= 1, got " + Str(options_.threads));
-  layout_ = model::ParameterLayout(config_);
-  const int64_t floats = model::LayoutFloats(config_);
-  if (static_cast<int64_t>(params_.size()) != floats) {
-    ThrowInvalid("the parameters hold " + Str(static_cast<int64_t>(params_.size())) +
-                 " floats but the config's layout needs " + Str(floats));
-  }
-  weights_ = model::ViewTensors(config_, layout_, static_cast<const float*>(params_.data()));
+  weights_ = generate::ViewWeights(config_, params_, &layout_);
   plans_ = generate::PlanLayers(config_);
   int64_t most_groups = 0;
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
