@@ -40,7 +40,12 @@ def start_browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run"):
+                # Chromium's own services (updates, autofill, sign-in) would look up Google's hosts:
+                # off, and any name but the server's address resolves to nothing.
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-default-apps", "--no-first-run", "--no-pings", "--disable-domain-reliability",
+                "--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
