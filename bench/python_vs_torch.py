@@ -15,6 +15,7 @@ checks that both sides agree. Prints the times and the ratio torch / swa (> 1: s
 faster) and writes them with --json. --quick shrinks every shape (to check the script).
 
 usage: bench/python_vs_torch.py [--quick] [--repeats 3] [--only a,b,c] [--json FILE]
+(--json with --only a subset updates those cases of FILE and keeps the others.)
 """
 import argparse
 import json
@@ -160,6 +161,11 @@ def main():
         print(f"({key}) {title}: {times}; torch/swa = {r['ratio']:.2f}x (max |diff| {r['max_abs_diff']:.1e})",
               flush=True)
     if args.json:
+        # A run of some cases keeps the other cases of an earlier run in the same file.
+        if os.path.exists(args.json) and set(args.only.split(",")) != set(CASES):
+            with open(args.json) as f:
+                earlier = json.load(f)
+            results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
             f.write("\n")

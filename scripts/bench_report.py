@@ -322,6 +322,27 @@ def python_section(L, data):
         times = ", ".join(f"{name} {1e3 * t:.0f}" for name, t in case["seconds"].items())
         L.append(f"| ({key}) {case['title']} | {shape} | {times} | {case['max_abs_diff']:.1e} |")
     L.append("")
+    if "a" in data["cases"]:
+        L.append("Why (a) misses (2026-12-03, AMD Zen 3, 2 cores): at this shape swa's kernel itself (`swa bench "
+                 "forward`, row scale_n 16384) ran at 55% of the FMA peak, and the Python path adds no time to it "
+                 "(the same call from Python on contiguous tensors, on BSHD views of BHSD tensors and on numpy arrays "
+                 "took 614-650 ms against the kernel's 649 ms). `perf annotate` of the kernel put 76% of its samples in "
+                 "the two tile GEMM loops (S^T = K Q^T, O += P V) and the rest in the softmax, masks, K/V packing and "
+                 "rescaling. 3x compiled FlexAttention would need about 70% of the peak (the kernel 20-25% faster): a different "
+                 "tuning of this one.\n")
+    if "c" in data["cases"]:
+        s = data["cases"]["c"]["shape"]
+        n, d, f, layers = s["n"], s["hidden"], s["intermediate"], s["layers"]
+        head_dim = d // s["heads"]
+        kv = s["kv_heads"] * head_dim
+        dense = 2 * n * layers * (2 * d * d + 2 * d * kv + 3 * d * f)  # projections and SwiGLU MLP
+        sdpa_attention = 4 * n * n * head_dim * s["heads"] * layers  # every pair: the mask skips no work
+        L.append(f"Why (c) misses: in a Mistral-shaped layer attention is the smaller part of a prefill. The "
+                 f"projections and the SwiGLU MLP of the {layers} layers take {dense / 1e12:.2f} TFLOP at {n} tokens, "
+                 f"sdpa's masked attention {sdpa_attention / 1e12:.2f} TFLOP, and a window of {s['window']} at {n} "
+                 f"tokens still holds 3/4 of the causal pairs; even attention at no cost would make the prefill at "
+                 f"most {(dense + sdpa_attention) / dense:.2f}x faster than sdpa's, under the 2x bound. The bound is "
+                 "out of reach for this shape, whatever the attention kernel.\n")
 
 
 def serve_section(L, data):

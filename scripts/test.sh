@@ -19,7 +19,8 @@ echo "== release build and tests: $((SECONDS - start)) s"
 CMAKE_BUILD_PARALLEL_LEVEL="$jobs" "$root/.venv/bin/python" -m pip install --disable-pip-version-check \
   --no-input -q --no-build-isolation "$root"
 (cd "$root" && .venv/bin/python -m pytest -q tests/python/test_package.py tests/python/test_package_ops.py \
-  tests/python/test_hf_backend.py tests/python/test_nn.py tests/python/test_hf_interop.py)
+  tests/python/test_hf_backend.py tests/python/test_nn.py tests/python/test_hf_interop.py \
+  tests/python/test_readme_examples.py)
 echo "== + Python package: $((SECONDS - start)) s"
 "$root/scripts/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWA_SANITIZE=address
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
