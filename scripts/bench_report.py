@@ -329,7 +329,7 @@ def python_section(L, data):
                  "took 614-650 ms against the kernel's 649 ms). `perf annotate` of the kernel put 76% of its samples in "
                  "the two tile GEMM loops (S^T = K Q^T, O += P V) and the rest in the softmax, masks, K/V packing and "
                  "rescaling. 3x compiled FlexAttention would need about 70% of the peak (the kernel 20-25% faster): a different "
-                 "tuning of this one.\n")
+                 "kernel design, not tuning of this one.\n")
     if "c" in data["cases"]:
         s = data["cases"]["c"]["shape"]
         n, d, f, layers = s["n"], s["hidden"], s["intermediate"], s["layers"]
