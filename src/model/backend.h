@@ -29,6 +29,20 @@ struct Backend<float> {
   static void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                    int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     if (m == 0 || n == 0) return;
+    if (m == 1 && k > 0) {
+      // One row (a decode step): a matrix-vector product. Debian's OpenBLAS (0.3.21) sends
+      // sgemm with one row through its blocked path, which packs all of B on every call;
+      // sgemv streams B once.
+      const int x_stride = trans_a ? static_cast<int>(lda) : 1;
+      if (trans_b) {  // c = alpha B a + beta c, B [n, k]
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), alpha, b,
+                    static_cast<int>(ldb), a, x_stride, beta, c, 1);
+      } else {  // c = alpha B^T a + beta c, B [k, n]
+        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(n), alpha, b,
+                    static_cast<int>(ldb), a, x_stride, beta, c, 1);
+      }
+      return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
                 static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
