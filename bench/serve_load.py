@@ -320,6 +320,9 @@ def main():
     ap.add_argument("--swa", default="build/swa")
     ap.add_argument("--ckpt", help="checkpoint to serve")
     ap.add_argument("--make-ckpt", action="store_true", help="train a 1-step uniform checkpoint first")
+    ap.add_argument("--size", choices=["tiny", "small", "default"],
+                    help="--make-ckpt's preset size (default: small, tiny with --quick)")
+    ap.add_argument("--note", help="what the checkpoint is, for the JSON and BENCHMARKS.md")
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=30, help="T: length of phases A and B")
     ap.add_argument("--duration", type=float, default=180, help="length of the memory phase")
@@ -333,7 +336,8 @@ def main():
     if not args.ckpt and not args.make_ckpt:
         ap.error("give --ckpt FILE or --make-ckpt")
     tmp = tempfile.TemporaryDirectory(prefix="serve_load_")
-    ckpt = args.ckpt or make_checkpoint(args.swa, "tiny" if args.quick else "small", tmp.name)
+    size = args.size or ("tiny" if args.quick else "small")
+    ckpt = args.ckpt or make_checkpoint(args.swa, size, tmp.name)
     window = widest_window(ckpt)
     if window is None:
         log("the checkpoint has a global head: its cache grows with every position, memory cannot stay flat")
@@ -350,8 +354,8 @@ def main():
                                 "seed": 1000 * i + k}
         res = {"checkpoint": ckpt, "window": window, "threads": args.threads,
                "measured": time.strftime("%Y-%m-%d"),
-               "note": ("1-step checkpoint: speed and memory only, not text quality" if args.make_ckpt
-                        else "given checkpoint"),
+               "note": args.note or (f"1-step uniform/{size} checkpoint: speed and memory only, not text quality"
+                                     if args.make_ckpt else "given checkpoint"),
                "single": run_phase(server, "single", 1, args.seconds, body_of, progress),
                "concurrent": run_phase(server, "concurrent", args.streams, args.seconds, body_of, progress)}
         res["memory"] = memory_phase(server, args.streams, args.duration, window, progress)

@@ -18,6 +18,7 @@ generate, torch); every other figure is kept from OUT/bench.json, with its own d
 import argparse
 import ctypes
 import datetime
+import glob
 import json
 import os
 import platform
@@ -265,8 +266,11 @@ def write_markdown(bench, torch_rows, train_rows, path, command):
     if os.path.exists(python_path):
         with open(python_path) as f:
             python_section(L, json.load(f))
-    serve_path = os.path.join(os.path.dirname(path), "serve_load.json")
-    if os.path.exists(serve_path):
+    serve_paths = sorted(glob.glob(os.path.join(os.path.dirname(path), "serve_load*.json")))
+    if serve_paths:
+        L.append("## Serving under load (issue 14)\n")
+        L.append(SERVE_READING)
+    for serve_path in serve_paths:
         with open(serve_path) as f:
             serve_section(L, json.load(f))
     if torch_rows:
@@ -346,12 +350,29 @@ def python_section(L, data):
                  "out of reach for this shape, whatever the attention kernel.\n")
 
 
+# What the two load tests of docs/serve_load*.json say together (measured 2026-12-03).
+SERVE_READING = (
+    "Two checkpoints, one run each. Since one-row dense layers go through sgemv (Debian's OpenBLAS packs all "
+    "of B for a one-row sgemm), one stream of the 1.6M-parameter model decodes at about 2600 tokens/s (it "
+    "was 513 before that change, when 16 streams gave 5.3x it), and 16 streams reach 1.26x one stream: "
+    "**target 4x not met** on that model. Likely causes, not measured apart: its 6 MB of weights stay in "
+    "this CPU's 32 MiB L3, so a batched step saves little over 16 single ones, and the 16 Python clients "
+    "share the two cores with the server. On the default size (9.5M parameters, 38 MB of weights, more than "
+    "the L3 holds) each step must bring the weights from memory, once for all streams in a batched step: "
+    "16 streams give 4.4x one "
+    "(target met). Its memory phase misses the 2% bound as the test defines it (18%), but downwards: RSS rose "
+    "at most 0.3% above the first sample after warm-up and fell by 18% while all 16 long requests had ended "
+    "together and their caches were freed, before the next round began. The small model's run, whose "
+    "requests end at scattered times, stayed within 1.0%.\n")
+
+
 def serve_section(L, data):
-    """The load test of `swa serve` (bench/serve_load.py --json OUT/serve_load.json)."""
+    """One load test of `swa serve` (bench/serve_load.py --json OUT/serve_load*.json)."""
     m = data["memory"]
-    L.append("## Serving under load (issue 14)\n")
-    L.append(f"`bench/serve_load.py` ({data.get('measured', 'date not recorded')}; {data['note']}): streaming "
-             f"clients on loopback, {data['threads']} server threads. Tokens/s = completion tokens / wall time of "
+    L.append(f"### {data['note']}\n")
+    L.append(f"`bench/serve_load.py` ({data.get('measured', 'date not recorded')}; checkpoint "
+             f"`{data['checkpoint']}`): streaming "
+             f"clients on loopback, {data['threads']} server thread(s). Tokens/s = completion tokens / wall time of "
              f"the phase. Memory: {m['clients']} streams for {m['seconds']:.0f} s, positions up to "
              f"{m['max_position']} ({m['max_position_over_window']:.1f}x the widest window, {m['window']}); RSS "
              f"of the second half against the first sample after {m['warmup_seconds']:.0f} s of warm-up.\n")
