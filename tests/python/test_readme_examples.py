@@ -6,7 +6,6 @@ generates.
 Run: .venv/bin/python -m pytest -q tests/python/test_readme_examples.py
 """
 
-import math
 import pathlib
 import re
 
@@ -14,6 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
+
+from test_package import reference_dense  # noqa: E402
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
@@ -34,18 +35,9 @@ def test_torch_example_matches_dense_reference():
     torch.manual_seed(0)
     exec(compile(block, "README.md", "exec"), ns)
     q, k, v, out, window = ns["q"], ns["k"], ns["v"], ns["out"], ns["window"]
-    left, right = window
-    # The same window, written out: key j visible to query i when i - left <= j <= i.
     qd, kd, vd = (t.detach().double().requires_grad_() for t in (q, k, v))
-    n, d = q.shape[1], q.shape[3]
-    i = torch.arange(n)[:, None]
-    j = torch.arange(n)[None, :]
-    visible = (j <= i) & (j >= i - left)
-    s = torch.einsum("bihd,bjhd->bhij", qd, kd) / math.sqrt(d)
-    p = torch.softmax(s.masked_fill(~visible, float("-inf")), dim=-1)
-    ref = torch.einsum("bhij,bjhd->bihd", p, vd)
+    ref, _ = reference_dense(qd, kd, vd, window=window, causal=True)
     ref.sum().backward()
-    assert right == 0
     torch.testing.assert_close(out.detach().double(), ref.detach(), atol=1e-5, rtol=1e-5)
     for mine, theirs in ((q.grad, qd.grad), (k.grad, kd.grad), (v.grad, vd.grad)):
         torch.testing.assert_close(mine.double(), theirs, atol=1e-4, rtol=1e-4)
