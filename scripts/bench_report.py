@@ -352,7 +352,8 @@ def python_section(L, data):
 
 # What the two load tests of docs/serve_load*.json say together (measured 2026-12-03).
 SERVE_READING = (
-    "Two checkpoints, one run each. Since one-row dense layers go through sgemv (Debian's OpenBLAS packs all "
+    "Reading of the two runs of 2026-12-03 (written by hand: a later run of either changes the tables "
+    "below, not this paragraph). Two checkpoints, one run each. Since one-row dense layers go through sgemv (Debian's OpenBLAS packs all "
     "of B for a one-row sgemm), one stream of the 1.6M-parameter model decodes at about 2600 tokens/s (it "
     "was 513 before that change, when 16 streams gave 5.3x it), and 16 streams reach 1.26x one stream: "
     "**target 4x not met** on that model. Likely causes, not measured apart: its 6 MB of weights stay in "

@@ -121,6 +121,7 @@ def plot(results, out_dir):
                    "bpb_vs_length.png")
     return [curves, lengths]
 
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--swa", required=True, help="the swa binary")
@@ -194,7 +195,10 @@ def main():
         # A rerun (e.g. after an interruption) reuses an evaluation of the same checkpoint
         # with the same command.
         eval_json = os.path.join(run_dir, "eval.json")
-        saved = json.load(open(eval_json)) if os.path.exists(eval_json) else {}
+        saved = {}
+        if os.path.exists(eval_json):
+            with open(eval_json) as f:
+                saved = json.load(f)
         if saved.get("command") == eval_cmd[1:] and saved.get("ckpt_mtime") == os.path.getmtime(ckpt):
             ev = saved["result"]
             say(f"reusing {eval_json}")
